@@ -1,0 +1,122 @@
+// mtlsgw: the gateway process. Parses its own options, starts EAL, brings up
+// the ports and one worker per non-main lcore, then runs the control thread
+// on the main lcore until SIGINT/SIGTERM.
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "control/config.h"
+#include "control/control_thread.h"
+#include "control/options.h"
+#include "control/stats.h"
+#include "control/telemetry.h"
+#include "dataplane/dataplane.h"
+#include "mtlsgw_version.h"
+
+namespace {
+
+using namespace mtlsgw;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitRuntime = 1;
+
+std::vector<dataplane::InterfaceSettings> interfaces_of(const control::Config& config) {
+  std::vector<dataplane::InterfaceSettings> out;
+  for (const control::PortConfig& port : config.ports) {
+    dataplane::InterfaceSettings s;
+    s.port.port_id = port.port_id;
+    s.port.mtu = port.mtu;
+    s.port.rx_descriptors = port.rx_descriptors;
+    s.port.tx_descriptors = port.tx_descriptors;
+    s.address = port.address;
+    s.gateway = port.gateway;
+    out.push_back(s);
+  }
+  return out;
+}
+
+void print_config(const control::Config& config) {
+  for (const control::PortConfig& port : config.ports) {
+    fmt::print("port {}: {}/{} gateway {} mtu {}\n", port.port_id,
+               net::format_ipv4(port.address.address), port.address.length,
+               port.gateway == 0 ? "none" : net::format_ipv4(port.gateway), port.mtu);
+  }
+}
+
+int run(int argc, char** argv) {
+  control::SplitArgs args = control::split_arguments(argc, argv);
+  control::Options options;
+  if (auto exit_code = control::parse_options(args.gateway, options)) return *exit_code;
+
+  control::Config config;
+  try {
+    config = options.config_path.empty() ? control::default_config()
+                                         : control::load_config_file(options.config_path);
+  } catch (const control::ConfigError& e) {
+    fmt::print(stderr, "mtlsgw: config {}: {}\n",
+               options.config_path.empty() ? "(embedded)" : options.config_path, e.what());
+    return kExitUsage;
+  }
+  if (options.check_config) {
+    print_config(config);
+    return 0;
+  }
+
+  // EAL may rewrite its argv; it gets a private copy terminated as C expects.
+  std::vector<char*> eal_args = args.eal;
+  eal_args.push_back(nullptr);
+  if (rte_eal_init(static_cast<int>(eal_args.size() - 1), eal_args.data()) < 0) {
+    fmt::print(stderr, "mtlsgw: EAL initialisation failed: {}\n", rte_strerror(rte_errno));
+    return kExitRuntime;
+  }
+  control::install_stop_signals();
+  fmt::print("mtlsgw {} starting\n", MTLSGW_VERSION);
+  print_config(config);
+
+  int exit_code = 0;
+  try {
+    dataplane::WorkerSettings settings;
+    settings.busy_poll = options.busy_poll;
+    settings.idle_sleep_max_us = options.idle_sleep_max_us;
+    dataplane::Dataplane dataplane(interfaces_of(config), settings);
+    for (const auto& port : dataplane.ports()) {
+      char mac[RTE_ETHER_ADDR_FMT_SIZE];
+      rte_ether_format_addr(mac, sizeof mac, &port->mac());
+      fmt::print("port {} ({}): mac {}, {} queue(s), rss {}\n", port->id(), port->driver(), mac,
+                 port->queues(), port->rss() ? "on" : "off");
+    }
+    control::telemetry_attach(&dataplane);
+    if (!control::stop_requested()) {
+      dataplane.start();
+      fmt::print("mtlsgw: {} worker(s) running\n", dataplane.workers().size());
+      std::fflush(stdout);
+      control::run_control_thread(dataplane, options.stats_interval_s);
+    }
+    control::telemetry_detach();
+    dataplane.stop();
+    fmt::print("{}", control::format_report(control::collect_stats(dataplane)));
+  } catch (const std::exception& e) {
+    control::telemetry_detach();
+    fmt::print(stderr, "mtlsgw: {}\n", e.what());
+    exit_code = kExitRuntime;
+  }
+  std::fflush(stdout);
+  rte_eal_cleanup();
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "mtlsgw: {}\n", e.what());
+    return kExitRuntime;
+  }
+}

@@ -1,0 +1,175 @@
+#include "control/config.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+namespace mtlsgw::control {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDefaultConfig = R"({
+  "ports": [
+    {"port_id": 0, "address": "198.18.0.2/24", "gateway": "198.18.0.1"}
+  ]
+})";
+
+std::string type_name(const json& value) { return value.type_name(); }
+
+void check_fields(const json& object, const std::string& path,
+                  std::initializer_list<std::string_view> known) {
+  for (const auto& [key, value] : object.items()) {
+    bool found = false;
+    for (auto k : known) found = found || k == key;
+    if (!found) {
+      std::string names;
+      for (auto k : known) names += fmt::format("{}{}", names.empty() ? "" : ", ", k);
+      throw ConfigError(path.empty() ? key : path + "." + key,
+                        fmt::format("unknown field (known here: {})", names));
+    }
+  }
+}
+
+const json& require(const json& object, const std::string& path, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) throw ConfigError(path.empty() ? std::string(key) : path + "." + key, "is required");
+  return *it;
+}
+
+uint64_t as_uint(const json& value, const std::string& path, uint64_t min, uint64_t max) {
+  if (!value.is_number_integer()) {
+    throw ConfigError(path, fmt::format("expected an integer, got {}", type_name(value)));
+  }
+  const bool negative = !value.is_number_unsigned() && value.get<int64_t>() < 0;
+  const uint64_t v = negative ? 0 : value.get<uint64_t>();
+  if (negative || v < min || v > max) {
+    throw ConfigError(path, fmt::format("{} is out of range [{}, {}]", value.dump(), min, max));
+  }
+  return v;
+}
+
+std::string as_string(const json& value, const std::string& path) {
+  if (!value.is_string()) {
+    throw ConfigError(path, fmt::format("expected a string, got {}", type_name(value)));
+  }
+  return value.get<std::string>();
+}
+
+PortConfig parse_port(const json& value, const std::string& path) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path,
+               {"port_id", "address", "gateway", "mtu", "rx_descriptors", "tx_descriptors"});
+  PortConfig port;
+  port.port_id =
+      static_cast<uint16_t>(as_uint(require(value, path, "port_id"), path + ".port_id", 0, 1023));
+
+  const std::string address_path = path + ".address";
+  const std::string address_text = as_string(require(value, path, "address"), address_path);
+  auto prefix = net::parse_ipv4_prefix(address_text);
+  if (!prefix) {
+    throw ConfigError(address_path,
+                      fmt::format("expected an IPv4 address with prefix length like "
+                                  "\"198.18.0.2/24\", got \"{}\"",
+                                  address_text));
+  }
+  if (prefix->length == 0 || prefix->length > 30) {
+    throw ConfigError(address_path,
+                      fmt::format("prefix length /{} leaves no room for a neighbour (use /1 to /30)",
+                                  prefix->length));
+  }
+  if (prefix->address == (prefix->address & prefix->mask()) ||
+      prefix->address == prefix->directed_broadcast()) {
+    throw ConfigError(address_path, fmt::format("{} is the network or broadcast address of {}",
+                                                net::format_ipv4(prefix->address), address_text));
+  }
+  if (net::is_martian_source(prefix->address)) {
+    throw ConfigError(address_path, fmt::format("{} cannot be a host address",
+                                                net::format_ipv4(prefix->address)));
+  }
+  port.address = *prefix;
+
+  if (auto it = value.find("gateway"); it != value.end()) {
+    const std::string gateway_path = path + ".gateway";
+    const std::string text = as_string(*it, gateway_path);
+    auto gateway = net::parse_ipv4(text);
+    if (!gateway) {
+      throw ConfigError(gateway_path,
+                        fmt::format("expected an IPv4 address like \"198.18.0.1\", got \"{}\"", text));
+    }
+    if (!port.address.contains(*gateway) || *gateway == port.address.directed_broadcast() ||
+        *gateway == (port.address.address & port.address.mask())) {
+      throw ConfigError(gateway_path,
+                        fmt::format("{} is not a host on {}", text, address_text));
+    }
+    if (*gateway == port.address.address) {
+      throw ConfigError(gateway_path, "is the port's own address");
+    }
+    port.gateway = *gateway;
+  }
+  if (auto it = value.find("mtu"); it != value.end()) {
+    // RFC 791: every host must accept 68; 9000 is the usual jumbo limit.
+    port.mtu = static_cast<uint16_t>(as_uint(*it, path + ".mtu", 68, 9000));
+  }
+  if (auto it = value.find("rx_descriptors"); it != value.end()) {
+    port.rx_descriptors = static_cast<uint16_t>(as_uint(*it, path + ".rx_descriptors", 64, 16384));
+  }
+  if (auto it = value.find("tx_descriptors"); it != value.end()) {
+    port.tx_descriptors = static_cast<uint16_t>(as_uint(*it, path + ".tx_descriptors", 64, 16384));
+  }
+  return port;
+}
+
+}  // namespace
+
+const char* default_config_json() { return kDefaultConfig; }
+
+Config default_config() { return parse_config(kDefaultConfig); }
+
+Config parse_config(std::string_view json_text) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    // nlohmann reports "[json.exception.parse_error.101] parse error at line
+    // 3, column 5: ..."; keep the location and the reason.
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    throw ConfigError("", "invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+  }
+  if (!root.is_object()) {
+    throw ConfigError("", fmt::format("the top level must be an object, got {}", type_name(root)));
+  }
+  check_fields(root, "", {"ports"});
+  Config config;
+  const json& ports = require(root, "", "ports");
+  if (!ports.is_array()) {
+    throw ConfigError("ports", fmt::format("expected an array, got {}", type_name(ports)));
+  }
+  if (ports.empty()) throw ConfigError("ports", "needs at least one port");
+  std::set<uint16_t> seen;
+  for (size_t i = 0; i < ports.size(); ++i) {
+    const std::string path = fmt::format("ports[{}]", i);
+    PortConfig port = parse_port(ports[i], path);
+    if (!seen.insert(port.port_id).second) {
+      throw ConfigError(path + ".port_id", fmt::format("port {} is listed twice", port.port_id));
+    }
+    config.ports.push_back(port);
+  }
+  return config;
+}
+
+Config load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("", fmt::format("cannot read config file {}", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_config(buffer.str());
+}
+
+}  // namespace mtlsgw::control

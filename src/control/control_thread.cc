@@ -1,0 +1,45 @@
+#include "control/control_thread.h"
+
+#include <csignal>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+#include "control/stats.h"
+
+namespace mtlsgw::control {
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+void on_stop_signal(int signo) { g_stop_signal = signo; }
+
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+bool stop_requested() { return g_stop_signal != 0; }
+
+void run_control_thread(const dataplane::Dataplane& dataplane, uint32_t stats_interval_s) {
+  using clock = std::chrono::steady_clock;
+  auto next_report = clock::now() + std::chrono::seconds(stats_interval_s);
+  while (!stop_requested()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (stats_interval_s != 0 && clock::now() >= next_report) {
+      fmt::print("{}", format_report(collect_stats(dataplane)));
+      std::fflush(stdout);
+      next_report += std::chrono::seconds(stats_interval_s);
+    }
+  }
+  fmt::print("mtlsgw: {} received, stopping\n", strsignal(g_stop_signal));
+}
+
+}  // namespace mtlsgw::control

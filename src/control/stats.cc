@@ -1,0 +1,67 @@
+#include "control/stats.h"
+
+#include <fmt/format.h>
+
+namespace mtlsgw::control {
+
+StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
+  StatsSnapshot stats;
+  for (std::string_view name : net::kDropReasonNames) stats.drops.emplace_back(name, 0);
+  bool first = true;
+  for (const auto& worker : dataplane.workers()) {
+    const net::StackCounters& c = worker->counters();
+    std::vector<std::pair<std::string_view, uint64_t>> own;
+    size_t i = 0;
+    net::for_each_counter(c, [&](std::string_view name, uint64_t value) {
+      own.emplace_back(name, value);
+      if (first) {
+        stats.counters.emplace_back(name, value);
+      } else {
+        stats.counters[i].second += value;
+      }
+      ++i;
+    });
+    first = false;
+    for (size_t r = 0; r < net::kDropReasonCount; ++r) {
+      const uint64_t n = c.drops[r].get();
+      stats.drops[r].second += n;
+      stats.dropped_total += n;
+      own.emplace_back(net::kDropReasonNames[r], n);
+    }
+    stats.worker_counters.push_back(std::move(own));
+
+    const dataplane::WorkerLoad& load = worker->load();
+    WorkerStats w;
+    w.index = worker->index();
+    w.lcore = worker->lcore();
+    w.busy_cycles = load.busy_cycles.get();
+    w.idle_cycles = load.idle_cycles.get();
+    w.iterations = load.iterations.get();
+    w.busy_iterations = load.busy_iterations.get();
+    w.sleeps = load.sleeps.get();
+    stats.workers.push_back(w);
+  }
+  return stats;
+}
+
+std::string format_report(const StatsSnapshot& stats) {
+  std::string out = "counters:";
+  for (const auto& [name, value] : stats.counters) {
+    if (value != 0) out += fmt::format(" {}={}", name, value);
+  }
+  out += fmt::format("\ndrops: total={}", stats.dropped_total);
+  for (const auto& [name, value] : stats.drops) {
+    if (value != 0) out += fmt::format(" {}={}", name, value);
+  }
+  for (const WorkerStats& w : stats.workers) {
+    out += fmt::format(
+        "\nworker {} (lcore {}): busy {:.2f}% ({} busy / {} idle cycles), {} iterations, {} "
+        "sleeps",
+        w.index, w.lcore, w.busy_percent(), w.busy_cycles, w.idle_cycles, w.iterations,
+        w.sleeps);
+  }
+  out += '\n';
+  return out;
+}
+
+}  // namespace mtlsgw::control

@@ -1,0 +1,42 @@
+#pragma once
+// A consistent-enough read of every worker's counters, summed, for the
+// telemetry commands and the reports printed by the control thread.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "dataplane/dataplane.h"
+
+namespace mtlsgw::control {
+
+struct WorkerStats {
+  unsigned index = 0;
+  unsigned lcore = 0;
+  uint64_t busy_cycles = 0;
+  uint64_t idle_cycles = 0;
+  uint64_t iterations = 0;
+  uint64_t busy_iterations = 0;
+  uint64_t sleeps = 0;
+  double busy_percent() const noexcept {
+    const uint64_t total = busy_cycles + idle_cycles;
+    return total == 0 ? 0.0 : 100.0 * static_cast<double>(busy_cycles) / static_cast<double>(total);
+  }
+};
+
+struct StatsSnapshot {
+  std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers
+  std::vector<std::pair<std::string_view, uint64_t>> drops;     // every reason, summed
+  uint64_t dropped_total = 0;
+  std::vector<WorkerStats> workers;
+  std::vector<std::vector<std::pair<std::string_view, uint64_t>>> worker_counters;
+};
+
+StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);
+
+// Human-readable report: non-zero counters, drops by reason, worker load.
+std::string format_report(const StatsSnapshot& stats);
+
+}  // namespace mtlsgw::control

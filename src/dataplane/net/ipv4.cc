@@ -1,0 +1,87 @@
+#include "dataplane/net/ipv4.h"
+
+#include <rte_ip.h>
+
+#include "dataplane/net/icmp.h"
+#include "dataplane/net/interface.h"
+#include "dataplane/net/wire.h"
+
+namespace mtlsgw::net::ipv4 {
+
+Rejection parse(const uint8_t* data, uint16_t len, Header& out) noexcept {
+  if (len < kMinHeaderLen) return DropReason::ipv4_truncated;
+  if ((data[0] >> 4) != 4) return DropReason::ipv4_bad_version;
+  out.header_len = static_cast<uint16_t>((data[0] & 0x0f) * 4);
+  if (out.header_len < kMinHeaderLen || out.header_len > len) {
+    return DropReason::ipv4_bad_header_length;
+  }
+  out.total_len = load_be16(data + 2);
+  if (out.total_len < out.header_len || out.total_len > len) {
+    return DropReason::ipv4_bad_total_length;
+  }
+  // A correct header sums to 0xffff including its checksum field (RFC 1071).
+  if (rte_raw_cksum(data, out.header_len) != 0xffff) return DropReason::ipv4_bad_checksum;
+  const uint16_t flags_fragment = load_be16(data + 6);
+  const bool more_fragments = (flags_fragment & 0x2000) != 0;
+  const uint16_t fragment_offset = flags_fragment & 0x1fff;
+  if (more_fragments || fragment_offset != 0) return DropReason::ipv4_fragment;
+  out.ttl = data[8];
+  out.protocol = data[9];
+  out.src = load_be32(data + 12);
+  out.dst = load_be32(data + 16);
+  return std::nullopt;
+}
+
+void write_header(uint8_t* at, Ipv4Address src, Ipv4Address dst, uint8_t protocol,
+                  uint16_t payload_len, uint16_t id, uint8_t ttl) noexcept {
+  at[0] = 0x45;
+  at[1] = 0;
+  store_be16(at + 2, static_cast<uint16_t>(kMinHeaderLen + payload_len));
+  store_be16(at + 4, id);
+  store_be16(at + 6, 0x4000);  // DF
+  at[8] = ttl;
+  at[9] = protocol;
+  store_be16(at + 10, 0);
+  store_be32(at + 12, src);
+  store_be32(at + 16, dst);
+  const uint16_t checksum = static_cast<uint16_t>(~rte_raw_cksum(at, kMinHeaderLen));
+  // The checksum is stored in network order as summed (RFC 1071 is
+  // byte-order independent), so it goes in as the raw 16-bit value.
+  std::memcpy(at + 10, &checksum, sizeof checksum);
+}
+
+void input(Interface& iface, Frame frame, const ethernet::Header& eth, uint64_t now_us) noexcept {
+  iface.counters().ipv4_in.add();
+  uint8_t* const packet = frame.data + ethernet::kHeaderLen;
+  Header header;
+  if (Rejection r = parse(packet, static_cast<uint16_t>(frame.len - ethernet::kHeaderLen), header)) {
+    iface.drop(frame, *r);
+    return;
+  }
+  // Short frames arrive padded to 60 bytes; the datagram ends at total_len.
+  frame.trim_to(static_cast<uint16_t>(ethernet::kHeaderLen + header.total_len));
+
+  // RFC 1122 3.2.1.3; also refuse our own address as a source (a loop or a
+  // spoof: we never send to ourselves through the wire).
+  if (is_martian_source(header.src) || iface.is_broadcast(header.src) || iface.owns(header.src)) {
+    iface.drop(frame, DropReason::ipv4_bad_source);
+    return;
+  }
+  const bool to_broadcast = iface.is_broadcast(header.dst);
+  if (!iface.owns(header.dst) && !to_broadcast) {
+    iface.drop(frame, DropReason::ipv4_not_for_us);
+    return;
+  }
+  // RFC 1122 3.2.1.7: a host must not discard a datagram for its TTL.
+
+  switch (header.protocol) {
+    case kProtocolIcmp:
+      icmp::input(iface, frame, eth, header, to_broadcast, now_us);
+      return;
+    default:
+      iface.drop(frame, DropReason::ipv4_unsupported_protocol);
+      return;
+  }
+}
+
+}  // namespace mtlsgw::net::ipv4

@@ -1,0 +1,110 @@
+#pragma once
+// A poll-mode worker: one per non-main lcore, pinned by EAL. It owns RX/TX
+// queue `index` of every port, one Interface (addresses, ARP table) per port,
+// and its counters; it runs to completion and never takes a lock. Other
+// threads reach it only through its inbox ring (neighbour learning from
+// peers) and a request/response mailbox (snapshots for telemetry).
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/counter.h"
+#include "common/handles.h"
+#include "dataplane/idle.h"
+#include "dataplane/net/interface.h"
+#include "dataplane/port.h"
+#include "dataplane/port_io.h"
+
+namespace mtlsgw::dataplane {
+
+struct WorkerSettings {
+  bool busy_poll = false;
+  uint32_t idle_sleep_max_us = 200;
+  uint32_t tick_interval_us = 10'000;  // ARP ageing and retries
+};
+
+struct PortBinding {
+  Port* port = nullptr;
+  net::InterfaceConfig interface;
+};
+
+// Where a poll-mode core's time goes: TSC cycles spent in iterations that
+// found work, and in iterations (and sleeps) that did not.
+struct WorkerLoad {
+  Counter busy_cycles;
+  Counter idle_cycles;
+  Counter iterations;
+  Counter busy_iterations;
+  Counter sleeps;
+};
+
+struct NeighborRow {
+  uint16_t port_id;
+  net::ArpCache::Snapshot entry;
+};
+
+class Worker final : private net::NeighborListener {
+ public:
+  Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& ports,
+         const WorkerSettings& settings, const std::atomic<bool>& stop);
+  ~Worker() override;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Peers receive what this worker learns about neighbours.
+  void set_peers(std::vector<Worker*> peers) { peers_ = std::move(peers); }
+
+  // The poll loop; returns when stop becomes true.
+  int run() noexcept;
+
+  unsigned index() const noexcept { return index_; }
+  unsigned lcore() const noexcept { return lcore_; }
+  const net::StackCounters& counters() const noexcept { return counters_; }
+  const WorkerLoad& load() const noexcept { return load_; }
+
+  // From another thread: asks the running worker for its neighbour tables.
+  // Empty when the worker does not answer within the timeout.
+  std::optional<std::vector<NeighborRow>> neighbors(std::chrono::milliseconds timeout);
+
+ private:
+  struct NeighborMessage {
+    uint32_t ip;
+    uint16_t port_id;
+    rte_ether_addr mac;
+  };
+  // rte_ring_elem stores elements in multiples of 4 bytes.
+  static_assert(sizeof(NeighborMessage) % 4 == 0);
+
+  void neighbor_learned(uint16_t port_id, net::Ipv4Address ip,
+                        const rte_ether_addr& mac) noexcept override;
+  void receive_from_peers(uint64_t now_us) noexcept;
+  void serve_requests(uint64_t now_us) noexcept;
+  net::Interface* interface_for(uint16_t port_id) noexcept;
+  uint64_t now_us(uint64_t tsc) const noexcept;
+
+  unsigned index_;
+  unsigned lcore_;
+  WorkerSettings settings_;
+  const std::atomic<bool>& stop_;
+  net::StackCounters counters_;
+  WorkerLoad load_;
+  std::vector<std::unique_ptr<PortQueueIo>> ios_;
+  std::vector<std::unique_ptr<net::Interface>> interfaces_;
+  std::vector<Worker*> peers_;
+  RingHandle inbox_;
+  uint64_t tsc_start_ = 0;
+  double us_per_tsc_ = 0;
+
+  // Mailbox: requests are serialised by request_lock_ on the asking side;
+  // the worker only compares two sequence numbers per iteration.
+  std::mutex request_lock_;
+  std::atomic<uint32_t> requested_{0};
+  std::atomic<uint32_t> served_{0};
+  std::vector<NeighborRow> neighbor_reply_;
+};
+
+}  // namespace mtlsgw::dataplane
