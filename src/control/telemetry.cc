@@ -154,14 +154,16 @@ int cmd_arp(const char*, const char*, rte_tel_data* d) {
     for (const auto& worker : dp.workers()) {
       auto rows = worker->neighbors(std::chrono::milliseconds(500));
       if (!rows) return -ETIMEDOUT;
+      // Telemetry names allow only [A-Za-z0-9_/], so an entry is one string:
+      // "<port> <ip> <mac> <state> <age ms>".
       rte_tel_data* c = rte_tel_data_alloc();
-      rte_tel_data_start_dict(c);
+      rte_tel_data_start_array(c, RTE_TEL_STRING_VAL);
       for (const dataplane::NeighborRow& row : *rows) {
-        const std::string key = fmt::format("{}/{}", row.port_id, net::format_ipv4(row.entry.ip));
-        const std::string value = fmt::format("{} {} {}ms", mac_text(row.entry.mac),
-                                              state_name(row.entry.state),
-                                              row.entry.age_us / 1000);
-        rte_tel_data_add_dict_string(c, key.c_str(), value.c_str());
+        const std::string entry =
+            fmt::format("{} {} {} {} {}", row.port_id, net::format_ipv4(row.entry.ip),
+                        mac_text(row.entry.mac), state_name(row.entry.state),
+                        row.entry.age_us / 1000);
+        rte_tel_data_add_array_string(c, entry.c_str());
       }
       rte_tel_data_add_dict_container(out, fmt::format("{}", worker->index()).c_str(), c, 0);
     }

@@ -50,7 +50,8 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, uint64_t 
   }
   (message.op == kOpRequest ? counters.arp_requests_in : counters.arp_replies_in).add();
 
-  if (rte_is_multicast_ether_addr(&message.sender_mac)) {
+  if (rte_is_multicast_ether_addr(&message.sender_mac) ||
+      rte_is_same_ether_addr(&message.sender_mac, &config.mac)) {
     iface.drop(frame, DropReason::arp_bad_sender);
     return;
   }

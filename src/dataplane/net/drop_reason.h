@@ -15,14 +15,14 @@ namespace mtlsgw::net {
   X(eth_truncated)             /* shorter than an Ethernet header */              \
   X(eth_not_for_us)            /* unicast to another MAC */                       \
   X(eth_multicast)             /* multicast other than broadcast */               \
-  X(eth_bad_source)            /* source MAC is multicast or broadcast */         \
+  X(eth_bad_source)            /* source MAC is multicast, or our own */         \
   X(eth_ipv6)                  /* IPv6 is not served yet */                       \
   X(eth_vlan)                  /* 802.1Q/802.1ad tagged frames */                 \
   X(eth_unknown_type)          /* any other EtherType */                          \
   X(arp_truncated)                                                                \
   X(arp_bad_format)            /* not Ethernet/IPv4, or wrong address lengths */  \
   X(arp_bad_op)                /* neither request nor reply */                    \
-  X(arp_bad_sender)            /* sender MAC multicast, or sender IP martian */   \
+  X(arp_bad_sender)            /* sender MAC multicast/ours, IP martian/off-link */   \
   X(arp_not_for_us)            /* request for an address we do not own */         \
   X(arp_address_conflict)      /* someone else claims one of our addresses */     \
   X(ipv4_truncated)                                                               \

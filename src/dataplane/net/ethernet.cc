@@ -20,8 +20,11 @@ Rejection parse(const uint8_t* data, uint16_t len, const rte_ether_addr& our_mac
     if (rte_is_multicast_ether_addr(&out.dst)) return DropReason::eth_multicast;
     if (!rte_is_same_ether_addr(&out.dst, &our_mac)) return DropReason::eth_not_for_us;
   }
-  // IEEE 802-2014 8.2.2: the source is always an individual address.
-  if (rte_is_multicast_ether_addr(&out.src)) return DropReason::eth_bad_source;
+  // IEEE 802-2014 8.2.2: the source is always an individual address; our
+  // own address as a source means a loop or a spoof.
+  if (rte_is_multicast_ether_addr(&out.src) || rte_is_same_ether_addr(&out.src, &our_mac)) {
+    return DropReason::eth_bad_source;
+  }
   switch (out.ether_type) {
     case RTE_ETHER_TYPE_IPV4:
     case RTE_ETHER_TYPE_ARP:
