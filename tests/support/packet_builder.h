@@ -52,7 +52,7 @@ inline uint16_t internet_checksum(const uint8_t* p, size_t len) {
   return static_cast<uint16_t>(~sum);
 }
 
-inline Bytes ethernet(const rte_ether_addr& dst, const rte_ether_addr& src, uint16_t type,
+inline Bytes eth_frame(const rte_ether_addr& dst, const rte_ether_addr& src, uint16_t type,
                       const Bytes& payload) {
   Bytes out;
   put_mac(out, dst);
@@ -62,7 +62,7 @@ inline Bytes ethernet(const rte_ether_addr& dst, const rte_ether_addr& src, uint
   return out;
 }
 
-inline Bytes arp(uint16_t op, const rte_ether_addr& sender_mac, uint32_t sender_ip,
+inline Bytes arp_payload(uint16_t op, const rte_ether_addr& sender_mac, uint32_t sender_ip,
                  const rte_ether_addr& target_mac, uint32_t target_ip) {
   Bytes out;
   put16(out, 1);       // Ethernet
@@ -87,7 +87,7 @@ struct Ipv4Fields {
   Bytes options;                     // multiple of 4 bytes
 };
 
-inline Bytes ipv4(const Ipv4Fields& f, const Bytes& payload) {
+inline Bytes ipv4_packet(const Ipv4Fields& f, const Bytes& payload) {
   Bytes out;
   const uint16_t header_len = static_cast<uint16_t>(20 + f.options.size());
   out.push_back(static_cast<uint8_t>(0x40 | header_len / 4));

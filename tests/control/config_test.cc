@@ -1,0 +1,106 @@
+#include "control/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace mtlsgw::control {
+namespace {
+
+TEST(Config, EmbeddedDefaultIsTheTapTopology) {
+  Config c = default_config();
+  ASSERT_EQ(c.ports.size(), 1u);
+  EXPECT_EQ(c.ports[0].port_id, 0);
+  EXPECT_EQ(net::format_ipv4(c.ports[0].address.address), "198.18.0.2");
+  EXPECT_EQ(c.ports[0].address.length, 24);
+  EXPECT_EQ(net::format_ipv4(c.ports[0].gateway), "198.18.0.1");
+  EXPECT_EQ(c.ports[0].mtu, 1500);
+}
+
+TEST(Config, ParsesEveryPortField) {
+  Config c = parse_config(R"({"ports": [
+      {"port_id": 1, "address": "198.18.4.10/22", "gateway": "198.18.4.1", "mtu": 9000,
+       "rx_descriptors": 2048, "tx_descriptors": 512},
+      {"port_id": 0, "address": "198.19.0.2/30"}]})");
+  ASSERT_EQ(c.ports.size(), 2u);
+  EXPECT_EQ(c.ports[0].port_id, 1);
+  EXPECT_EQ(c.ports[0].mtu, 9000);
+  EXPECT_EQ(c.ports[0].rx_descriptors, 2048);
+  EXPECT_EQ(c.ports[0].tx_descriptors, 512);
+  EXPECT_EQ(c.ports[1].gateway, 0u);
+}
+
+// Every error names the field and the problem.
+struct BadConfig {
+  const char* json;
+  const char* path;
+  const char* message_part;
+};
+
+class ConfigErrors : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(ConfigErrors, NameTheFieldAndTheProblem) {
+  const BadConfig& bad = GetParam();
+  try {
+    parse_config(bad.json);
+    FAIL() << "accepted: " << bad.json;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), bad.path) << e.what();
+    EXPECT_NE(std::string(e.what()).find(bad.message_part), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, ConfigErrors,
+    ::testing::Values(
+        BadConfig{"{", "", "invalid JSON"},
+        BadConfig{"[]", "", "top level must be an object"},
+        BadConfig{"{}", "ports", "is required"},
+        BadConfig{R"({"ports": {}})", "ports", "expected an array"},
+        BadConfig{R"({"ports": []})", "ports", "at least one"},
+        BadConfig{R"({"ports": [], "listners": []})", "listners", "unknown field"},
+        BadConfig{R"({"ports": [7]})", "ports[0]", "expected an object"},
+        BadConfig{R"({"ports": [{"address": "198.18.0.2/24"}]})", "ports[0].port_id", "is required"},
+        BadConfig{R"({"ports": [{"port_id": -1, "address": "198.18.0.2/24"}]})", "ports[0].port_id",
+                  "out of range"},
+        BadConfig{R"({"ports": [{"port_id": "0", "address": "198.18.0.2/24"}]})",
+                  "ports[0].port_id", "expected an integer"},
+        BadConfig{R"({"ports": [{"port_id": 0}]})", "ports[0].address", "is required"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2"}]})", "ports[0].address",
+                  "prefix length"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.0/24"}]})", "ports[0].address",
+                  "network or broadcast"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.255/24"}]})",
+                  "ports[0].address", "network or broadcast"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/31"}]})", "ports[0].address",
+                  "prefix length"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "127.0.0.2/8"}]})", "ports[0].address",
+                  "cannot be a host address"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "gateway": "198.19.0.1"}]})",
+                  "ports[0].gateway", "not a host on"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "gateway": "198.18.0.2"}]})",
+                  "ports[0].gateway", "own address"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "gateway": "x"}]})",
+                  "ports[0].gateway", "expected an IPv4 address"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "mtu": 20}]})",
+                  "ports[0].mtu", "out of range"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "speed": 1}]})",
+                  "ports[0].speed", "unknown field"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"},
+                               {"port_id": 0, "address": "198.19.0.2/24"}]})",
+                  "ports[1].port_id", "listed twice"}));
+
+TEST(Config, LoadsFilesAndReportsUnreadableOnes) {
+  const std::string path = ::testing::TempDir() + "/mtlsgw_config_test.json";
+  {
+    std::ofstream out(path);
+    out << default_config_json();
+  }
+  EXPECT_EQ(load_config_file(path).ports.size(), 1u);
+  std::remove(path.c_str());
+  EXPECT_THROW(load_config_file(path), ConfigError);
+}
+
+}  // namespace
+}  // namespace mtlsgw::control
