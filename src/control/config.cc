@@ -113,8 +113,10 @@ PortConfig parse_port(const json& value, const std::string& path) {
     port.gateway = *gateway;
   }
   if (auto it = value.find("mtu"); it != value.end()) {
-    // RFC 791: every host must accept 68; 9000 is the usual jumbo limit.
-    port.mtu = static_cast<uint16_t>(as_uint(*it, path + ".mtu", 68, 9000));
+    // RFC 791: every host must accept 68. Above 1500 a frame no longer fits
+    // one mbuf and the stack parses single-segment frames only, so jumbo
+    // frames wait for multi-segment support.
+    port.mtu = static_cast<uint16_t>(as_uint(*it, path + ".mtu", 68, 1500));
   }
   if (auto it = value.find("rx_descriptors"); it != value.end()) {
     port.rx_descriptors = static_cast<uint16_t>(as_uint(*it, path + ".rx_descriptors", 64, 16384));
@@ -158,6 +160,17 @@ Config parse_config(std::string_view json_text) {
     PortConfig port = parse_port(ports[i], path);
     if (!seen.insert(port.port_id).second) {
       throw ConfigError(path + ".port_id", fmt::format("port {} is listed twice", port.port_id));
+    }
+    for (size_t j = 0; j < config.ports.size(); ++j) {
+      const net::Ipv4Prefix& other = config.ports[j].address;
+      // Overlapping on-link prefixes would make the egress port ambiguous.
+      const uint8_t shorter = std::min(other.length, port.address.length);
+      const net::Ipv4Prefix common{other.address, shorter};
+      if (common.contains(port.address.address)) {
+        throw ConfigError(path + ".address",
+                          fmt::format("overlaps ports[{}].address ({}/{})", j,
+                                      net::format_ipv4(other.address), other.length));
+      }
     }
     config.ports.push_back(port);
   }

@@ -34,7 +34,10 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
       "EAL options are DPDK's own (-l/--lcores, -a, --vdev, --no-huge, -m, --file-prefix, ...):\n"
       "the main lcore runs the control thread, every other lcore a poll-mode worker.\n"
       "Example (net_tap, no hugepages):\n"
-      "  mtlsgw -l 0-1 --no-huge -m 256 --vdev net_tap0,iface=mtg0 -- --config gw.json");
+      "  mtlsgw -l 0-1 --no-huge -m 256 --no-pci \\\n"
+      "      --vdev net_tap0,iface=mtg0,mac=02:00:c6:12:00:02 -- --config gw.json\n"
+      "(net_tap gives the kernel side the PMD's MAC unless the kernel interface gets its own:\n"
+      " ip link set mtg0 address 02:00:c6:12:00:01)");
   bool version = false;
   app.add_option("-c,--config", out.config_path,
                  "JSON configuration file (default: the embedded net_tap configuration)")
@@ -52,7 +55,10 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
   try {
     app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Help is a success; every usage error is exit code 2, like a bad
+    // config file, whatever CLI11's own code for it.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
   if (version) {
     fmt::print("mtlsgw {}\n", MTLSGW_VERSION);

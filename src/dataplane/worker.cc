@@ -58,7 +58,10 @@ void Worker::neighbor_learned(uint16_t port_id, net::Ipv4Address ip,
                               const rte_ether_addr& mac) noexcept {
   NeighborMessage message{ip, port_id, mac};
   for (Worker* peer : peers_) {
-    rte_ring_mp_enqueue_elem(peer->inbox_.get(), &message, sizeof message);
+    // A full inbox only delays that peer: it resolves the address itself.
+    if (rte_ring_mp_enqueue_elem(peer->inbox_.get(), &message, sizeof message) != 0) {
+      counters_.neighbor_relay_lost.add();
+    }
   }
 }
 
@@ -128,6 +131,7 @@ int Worker::run() noexcept {
         const net::Frame frame = PortQueueIo::frame_of(m);
         if (m->nb_segs != 1) {
           counters_.rx_frames.add();
+          counters_.rx_bytes.add(m->pkt_len);
           iface.drop(frame, net::DropReason::rx_multi_segment);
           continue;
         }

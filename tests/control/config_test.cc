@@ -20,12 +20,12 @@ TEST(Config, EmbeddedDefaultIsTheTapTopology) {
 
 TEST(Config, ParsesEveryPortField) {
   Config c = parse_config(R"({"ports": [
-      {"port_id": 1, "address": "198.18.4.10/22", "gateway": "198.18.4.1", "mtu": 9000,
+      {"port_id": 1, "address": "198.18.4.10/22", "gateway": "198.18.4.1", "mtu": 1400,
        "rx_descriptors": 2048, "tx_descriptors": 512},
       {"port_id": 0, "address": "198.19.0.2/30"}]})");
   ASSERT_EQ(c.ports.size(), 2u);
   EXPECT_EQ(c.ports[0].port_id, 1);
-  EXPECT_EQ(c.ports[0].mtu, 9000);
+  EXPECT_EQ(c.ports[0].mtu, 1400);
   EXPECT_EQ(c.ports[0].rx_descriptors, 2048);
   EXPECT_EQ(c.ports[0].tx_descriptors, 512);
   EXPECT_EQ(c.ports[1].gateway, 0u);
@@ -85,6 +85,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "ports[0].gateway", "expected an IPv4 address"},
         BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "mtu": 20}]})",
                   "ports[0].mtu", "out of range"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "mtu": 9000}]})",
+                  "ports[0].mtu", "out of range"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"},
+                               {"port_id": 1, "address": "198.18.0.9/16"}]})",
+                  "ports[1].address", "overlaps ports[0].address"},
         BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24", "speed": 1}]})",
                   "ports[0].speed", "unknown field"},
         BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"},

@@ -55,17 +55,17 @@ TEST(Options, RejectsBadOptionsWithAnExitCode) {
   Options o;
   auto rc = parse_options(unknown.pointers, o);
   ASSERT_TRUE(rc.has_value());
-  EXPECT_NE(*rc, 0);
+  EXPECT_EQ(*rc, 2);
 
   Argv range{"mtlsgw", "--idle-sleep-max-us", "0"};
   rc = parse_options(range.pointers, o);
   ASSERT_TRUE(rc.has_value());
-  EXPECT_NE(*rc, 0);
+  EXPECT_EQ(*rc, 2);
 
   Argv missing{"mtlsgw", "--config", "/nonexistent/gw.json"};
   rc = parse_options(missing.pointers, o);
   ASSERT_TRUE(rc.has_value());
-  EXPECT_NE(*rc, 0);
+  EXPECT_EQ(*rc, 2);
 }
 
 }  // namespace

@@ -38,6 +38,21 @@ namespace mtlsgw::net {
   X(icmp_bad_checksum)                                                            \
   X(icmp_broadcast_echo)       /* RFC 1122 3.2.2.6: may be silently ignored */   \
   X(icmp_unhandled_type)                                                          \
+  X(tcp_truncated)                                                                \
+  X(tcp_bad_header_length)     /* data offset < 5 or beyond the segment */       \
+  X(tcp_bad_checksum)                                                             \
+  X(tcp_bad_options)           /* option length runs past the header */         \
+  X(tcp_bad_flags)             /* SYN+FIN, SYN+RST, no ACK where required */     \
+  X(tcp_bad_port)              /* source or destination port 0 */                \
+  X(tcp_no_listener)           /* answered with RST (RFC 9293 3.10.7.1) */       \
+  X(tcp_out_of_window)         /* unacceptable segment (RFC 9293 3.10.7.4) */    \
+  X(tcp_bad_ack)               /* acknowledges data never sent */                \
+  X(tcp_paws)                  /* old timestamp (RFC 7323 5) */                  \
+  X(tcp_syn_queue_full)        /* half-open cap reached and cookies off */       \
+  X(tcp_bad_cookie)            /* ACK to a SYN cookie that does not check */     \
+  X(tcp_connection_limit)      /* per-worker connection cap reached */           \
+  X(tcp_receive_queue_full)    /* out-of-order data beyond what we keep */       \
+  X(tcp_not_owner)             /* flow belongs to another worker */              \
   X(arp_table_full)            /* no room to resolve a next hop */               \
   X(arp_hold_full)             /* too many frames waiting on one resolution */   \
   X(arp_unresolved)            /* next hop never answered */                     \

@@ -99,8 +99,8 @@ void Interface::learn(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us
 
 void Interface::learn_from_peer(Ipv4Address ip, const rte_ether_addr& mac,
                                 uint64_t now_us) noexcept {
-  // The peer only relays what was addressed to us, so creating is right;
-  // relaying again would loop between workers.
+  // The peer relays entries it created or changed, so the address is a
+  // neighbour we talk to: create it. Relaying again would loop.
   Frame ready[ArpCache::kHoldPerEntry];
   const ArpCache::Learned learned = arp_.learn(ip, mac, now_us, true, ready);
   for (uint8_t i = 0; i < learned.ready_count; ++i) finish_and_send(ready[i], mac);

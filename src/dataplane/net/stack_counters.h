@@ -24,7 +24,8 @@ namespace mtlsgw::net {
   X(ipv4_in)                     \
   X(icmp_echo_requests)          \
   X(icmp_echo_replies)           \
-  X(icmp_other_in)
+  X(icmp_other_in)               \
+  X(neighbor_relay_lost)
 
 struct StackCounters {
 #define MTLSGW_COUNTER_FIELD(name) Counter name;
