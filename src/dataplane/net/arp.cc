@@ -92,6 +92,7 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, uint64_t 
   reply.target_ip = message.sender_ip;
   write(frame.data + ethernet::kHeaderLen, reply);
   ethernet::write_header(frame.data, eth.src, config.mac, RTE_ETHER_TYPE_ARP);
+  ethernet::pad(frame);
   counters.arp_replies_out.add();
   iface.transmit(frame);
 }

@@ -10,8 +10,9 @@ ArpCache::ArpCache(const Params& params)
       params_(params) {}
 
 size_t ArpCache::slot_of(Ipv4Address ip) const noexcept {
-  // Fibonacci hashing: neighbours are usually consecutive addresses.
-  return static_cast<size_t>((ip * 0x9E3779B1u) >> 7) & mask_;
+  // Fibonacci hashing takes the top bits of the product: those depend on
+  // every bit of the address (neighbours are often consecutive addresses).
+  return static_cast<size_t>((ip * 0x9E3779B1u) >> (32 - std::countr_zero(slots_.size())));
 }
 
 ArpCache::Entry* ArpCache::find(Ipv4Address ip) noexcept {

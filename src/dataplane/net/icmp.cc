@@ -55,6 +55,7 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, const ipv
   std::memcpy(packet + 10, &ip_checksum, sizeof ip_checksum);
 
   ethernet::write_header(frame.data, eth.src, iface.config().mac, RTE_ETHER_TYPE_IPV4);
+  ethernet::pad(frame);
   counters.icmp_echo_replies.add();
   iface.transmit(frame);
 }

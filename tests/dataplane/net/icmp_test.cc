@@ -65,6 +65,10 @@ TEST_F(IcmpTest, ReplyDropsLinkPaddingAndKeepsOptions) {
   EXPECT_EQ(reply[14] & 0x0f, 6);
   EXPECT_EQ(internet_checksum(reply.data() + 14, 24), 0);
   EXPECT_EQ(internet_checksum(reply.data() + 14 + 24, datagram_end - 14 - 24), 0);
+  // On the wire the reply is padded again with zeros, not with the request's
+  // padding bytes.
+  ASSERT_EQ(reply.size(), 60u);
+  for (size_t i = datagram_end; i < reply.size(); ++i) EXPECT_EQ(reply[i], 0) << i;
 }
 
 TEST_F(IcmpTest, OddLengthDataChecksums) {
