@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -40,11 +41,71 @@ std::vector<dataplane::InterfaceSettings> interfaces_of(const control::Config& c
   return out;
 }
 
+dataplane::WorkerSettings worker_settings(const control::Config& config,
+                                          const control::Options& options) {
+  dataplane::WorkerSettings settings;
+  settings.busy_poll = options.busy_poll;
+  settings.idle_sleep_max_us = options.idle_sleep_max_us;
+  const control::TcpSettings& tcp = config.tcp;
+  settings.tcp.max_connections = tcp.max_connections;
+  settings.tcp.max_half_open = tcp.max_half_open;
+  settings.tcp.syn_cookies = tcp.syn_cookies;
+  settings.tcp.buffer_size = tcp.buffer_size;
+  settings.tcp.buffer_pool = tcp.buffer_pool;
+  settings.tcp.congestion = tcp.congestion == "newreno" ? net::tcp::CongestionAlgorithm::newreno
+                                                         : net::tcp::CongestionAlgorithm::cubic;
+  settings.tcp.time_wait_us = tcp.time_wait_ms * 1000u;
+  settings.tcp.keepalive_idle_us = tcp.keepalive_idle_s * 1'000'000u;
+  // MSS from the smallest MTU: IPv4 and TCP headers without options.
+  uint16_t mtu = 1500;
+  for (const control::PortConfig& port : config.ports) mtu = std::min(mtu, port.mtu);
+  settings.tcp.mss = static_cast<uint16_t>(mtu - 40);
+  for (const control::ListenerConfig& listener : config.listeners) {
+    dataplane::ListenerSpec spec;
+    spec.port = listener.port;
+    spec.service.kind = listener.service;
+    spec.service.upstream_ip = listener.upstream_ip;
+    spec.service.upstream_port = listener.upstream_port;
+    settings.listeners.push_back(spec);
+  }
+  settings.key = random_sip_key();
+  settings.fault_seed = options.fault_seed;
+  return settings;
+}
+
+// Parses --fault-rx/--fault-tx; false (after printing why) when one is bad.
+bool parse_faults(const control::Options& options, dataplane::WorkerSettings& settings) {
+  const std::pair<const std::string*, dataplane::FaultSpec*> specs[] = {
+      {&options.fault_rx, &settings.fault_rx}, {&options.fault_tx, &settings.fault_tx}};
+  const char* names[] = {"--fault-rx", "--fault-tx"};
+  for (size_t i = 0; i < 2; ++i) {
+    if (specs[i].first->empty()) continue;
+    std::string error;
+    auto spec = dataplane::parse_fault_spec(*specs[i].first, &error);
+    if (!spec) {
+      fmt::print(stderr, "mtlsgw: {}: {}\n", names[i], error);
+      return false;
+    }
+    *specs[i].second = *spec;
+    fmt::print("fault injection {}: {} (seed {})\n", names[i] + 2,
+               dataplane::format_fault_spec(*spec), options.fault_seed);
+  }
+  return true;
+}
+
 void print_config(const control::Config& config) {
   for (const control::PortConfig& port : config.ports) {
     fmt::print("port {}: {}/{} gateway {} mtu {}\n", port.port_id,
                net::format_ipv4(port.address.address), port.address.length,
                port.gateway == 0 ? "none" : net::format_ipv4(port.gateway), port.mtu);
+  }
+  for (const control::ListenerConfig& listener : config.listeners) {
+    if (listener.service == "relay") {
+      fmt::print("listener tcp/{}: relay to {}:{}\n", listener.port,
+                 net::format_ipv4(listener.upstream_ip), listener.upstream_port);
+    } else {
+      fmt::print("listener tcp/{}: {}\n", listener.port, listener.service);
+    }
   }
 }
 
@@ -80,9 +141,11 @@ int run(int argc, char** argv) {
 
   int exit_code = 0;
   try {
-    dataplane::WorkerSettings settings;
-    settings.busy_poll = options.busy_poll;
-    settings.idle_sleep_max_us = options.idle_sleep_max_us;
+    dataplane::WorkerSettings settings = worker_settings(config, options);
+    if (!parse_faults(options, settings)) {
+      rte_eal_cleanup();
+      return kExitUsage;
+    }
     dataplane::Dataplane dataplane(interfaces_of(config), settings);
     for (const auto& port : dataplane.ports()) {
       char mac[RTE_ETHER_ADDR_FMT_SIZE];

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <charconv>
 #include <fstream>
+#include <optional>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -127,6 +131,88 @@ PortConfig parse_port(const json& value, const std::string& path) {
   return port;
 }
 
+std::pair<net::Ipv4Address, uint16_t> parse_endpoint(const json& value, const std::string& path) {
+  const std::string text = as_string(value, path);
+  const auto colon = text.rfind(':');
+  std::optional<net::Ipv4Address> address;
+  unsigned port = 0;
+  if (colon != std::string::npos) {
+    address = net::parse_ipv4(std::string_view(text).substr(0, colon));
+    const char* begin = text.data() + colon + 1;
+    const char* end = text.data() + text.size();
+    auto [next, ec] = std::from_chars(begin, end, port);
+    if (ec != std::errc{} || next != end || begin == end) port = 0;
+  }
+  if (!address || port == 0 || port > 65535) {
+    throw ConfigError(path, fmt::format("expected \"A.B.C.D:PORT\" like \"198.18.0.1:9000\", got \"{}\"", text));
+  }
+  return {*address, static_cast<uint16_t>(port)};
+}
+
+ListenerConfig parse_listener(const json& value, const std::string& path) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path, {"port", "service", "upstream"});
+  ListenerConfig listener;
+  listener.port = static_cast<uint16_t>(as_uint(require(value, path, "port"), path + ".port", 1, 65535));
+  listener.service = as_string(require(value, path, "service"), path + ".service");
+  static constexpr std::string_view kServices[] = {"echo", "discard", "chargen", "relay"};
+  if (std::find(std::begin(kServices), std::end(kServices), listener.service) == std::end(kServices)) {
+    throw ConfigError(path + ".service",
+                      fmt::format("unknown service \"{}\" (echo, discard, chargen, relay)", listener.service));
+  }
+  const auto upstream = value.find("upstream");
+  if (listener.service == "relay") {
+    if (upstream == value.end()) throw ConfigError(path + ".upstream", "is required for a relay");
+    std::tie(listener.upstream_ip, listener.upstream_port) = parse_endpoint(*upstream, path + ".upstream");
+  } else if (upstream != value.end()) {
+    throw ConfigError(path + ".upstream", fmt::format("only a relay has an upstream, not {}", listener.service));
+  }
+  return listener;
+}
+
+TcpSettings parse_tcp(const json& value, const std::string& path) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path, {"max_connections", "max_half_open", "syn_cookies", "buffer_size",
+                             "buffer_pool", "congestion", "time_wait_ms", "keepalive_idle_s"});
+  TcpSettings tcp;
+  if (auto it = value.find("max_connections"); it != value.end()) {
+    tcp.max_connections = static_cast<uint32_t>(as_uint(*it, path + ".max_connections", 2, 1u << 20));
+  }
+  if (auto it = value.find("max_half_open"); it != value.end()) {
+    tcp.max_half_open = static_cast<uint32_t>(as_uint(*it, path + ".max_half_open", 0, 1u << 20));
+  }
+  if (auto it = value.find("syn_cookies"); it != value.end()) {
+    if (!it->is_boolean()) throw ConfigError(path + ".syn_cookies", fmt::format("expected true or false, got {}", type_name(*it)));
+    tcp.syn_cookies = it->get<bool>();
+  }
+  if (auto it = value.find("buffer_size"); it != value.end()) {
+    tcp.buffer_size = static_cast<uint32_t>(as_uint(*it, path + ".buffer_size", 4096, 1u << 24));
+    if ((tcp.buffer_size & (tcp.buffer_size - 1)) != 0) {
+      throw ConfigError(path + ".buffer_size", fmt::format("{} is not a power of two", tcp.buffer_size));
+    }
+  }
+  if (auto it = value.find("buffer_pool"); it != value.end()) {
+    tcp.buffer_pool = static_cast<uint32_t>(as_uint(*it, path + ".buffer_pool", 2, 1u << 20));
+  }
+  if (auto it = value.find("congestion"); it != value.end()) {
+    tcp.congestion = as_string(*it, path + ".congestion");
+    if (tcp.congestion != "cubic" && tcp.congestion != "newreno") {
+      throw ConfigError(path + ".congestion", fmt::format("\"{}\" is not cubic or newreno", tcp.congestion));
+    }
+  }
+  if (auto it = value.find("time_wait_ms"); it != value.end()) {
+    tcp.time_wait_ms = static_cast<uint32_t>(as_uint(*it, path + ".time_wait_ms", 0, 240'000));
+  }
+  if (auto it = value.find("keepalive_idle_s"); it != value.end()) {
+    tcp.keepalive_idle_s = static_cast<uint32_t>(as_uint(*it, path + ".keepalive_idle_s", 0, 86'400));
+  }
+  return tcp;
+}
+
 }  // namespace
 
 const char* default_config_json() { return kDefaultConfig; }
@@ -147,7 +233,7 @@ Config parse_config(std::string_view json_text) {
   if (!root.is_object()) {
     throw ConfigError("", fmt::format("the top level must be an object, got {}", type_name(root)));
   }
-  check_fields(root, "", {"ports"});
+  check_fields(root, "", {"ports", "listeners", "tcp"});
   Config config;
   const json& ports = require(root, "", "ports");
   if (!ports.is_array()) {
@@ -174,6 +260,21 @@ Config parse_config(std::string_view json_text) {
     }
     config.ports.push_back(port);
   }
+  if (auto it = root.find("listeners"); it != root.end()) {
+    if (!it->is_array()) {
+      throw ConfigError("listeners", fmt::format("expected an array, got {}", type_name(*it)));
+    }
+    std::set<uint16_t> ports;
+    for (size_t i = 0; i < it->size(); ++i) {
+      const std::string path = fmt::format("listeners[{}]", i);
+      ListenerConfig listener = parse_listener((*it)[i], path);
+      if (!ports.insert(listener.port).second) {
+        throw ConfigError(path + ".port", fmt::format("port {} is listened on twice", listener.port));
+      }
+      config.listeners.push_back(listener);
+    }
+  }
+  if (auto it = root.find("tcp"); it != root.end()) config.tcp = parse_tcp(*it, "tcp");
   return config;
 }
 

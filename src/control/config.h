@@ -23,8 +23,31 @@ struct PortConfig {
   uint16_t tx_descriptors = 1024;
 };
 
+// A TCP listener and the built-in service behind it (issue 3); the TLS
+// listeners of issue 4 join these.
+struct ListenerConfig {
+  uint16_t port = 0;
+  std::string service;           // echo, discard, chargen, relay
+  net::Ipv4Address upstream_ip = 0;  // relay only
+  uint16_t upstream_port = 0;
+};
+
+// Per-worker TCP limits and behaviour ("tcp" object; every field optional).
+struct TcpSettings {
+  uint32_t max_connections = 8192;
+  uint32_t max_half_open = 1024;
+  bool syn_cookies = true;
+  uint32_t buffer_size = 64 * 1024;
+  uint32_t buffer_pool = 4096;
+  std::string congestion = "cubic";
+  uint32_t time_wait_ms = 60'000;
+  uint32_t keepalive_idle_s = 0;
+};
+
 struct Config {
   std::vector<PortConfig> ports;
+  std::vector<ListenerConfig> listeners;
+  TcpSettings tcp;
 };
 
 class ConfigError : public std::runtime_error {

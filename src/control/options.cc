@@ -51,6 +51,12 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
                  "Print counters every N seconds (0: only at exit)");
   app.add_flag("--check-config", out.check_config,
                "Validate the configuration, print it, and exit");
+  app.add_option("--fault-rx", out.fault_rx,
+                 "Inject faults into received frames, for tests: "
+                 "drop=P,duplicate=P,reorder=P,corrupt=P,delay_us=N,reorder_us=N");
+  app.add_option("--fault-tx", out.fault_tx, "Inject faults into sent frames (same syntax)");
+  app.add_option("--fault-seed", out.fault_seed,
+                 "Seed of the fault injectors: the same seed replays the same decisions");
   app.add_flag("-V,--version", version, "Print the version and exit");
   try {
     app.parse(static_cast<int>(args.size()), args.data());

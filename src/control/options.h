@@ -16,6 +16,9 @@ struct Options {
   uint32_t idle_sleep_max_us = 200;
   uint32_t stats_interval_s = 0;    // 0: no periodic report
   bool check_config = false;        // validate, print, exit
+  std::string fault_rx;             // fault injection on received frames
+  std::string fault_tx;             // and on sent frames (off when empty)
+  uint64_t fault_seed = 1;
 };
 
 struct SplitArgs {

@@ -12,7 +12,7 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     const net::StackCounters& c = worker->counters();
     std::vector<std::pair<std::string_view, uint64_t>> own;
     size_t i = 0;
-    net::for_each_counter(c, [&](std::string_view name, uint64_t value) {
+    auto add = [&](std::string_view name, uint64_t value) {
       own.emplace_back(name, value);
       if (first) {
         stats.counters.emplace_back(name, value);
@@ -20,7 +20,9 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
         stats.counters[i].second += value;
       }
       ++i;
-    });
+    };
+    net::for_each_counter(c, add);
+    net::tcp::for_each_counter(worker->tcp_counters(), add);
     first = false;
     for (size_t r = 0; r < net::kDropReasonCount; ++r) {
       const uint64_t n = c.drops[r].get();

@@ -43,13 +43,9 @@ Dataplane::Dataplane(const std::vector<InterfaceSettings>& interfaces,
     }
     workers_.push_back(std::make_unique<Worker>(index, lcores[index], bindings, settings, stop_));
   }
-  for (auto& worker : workers_) {
-    std::vector<Worker*> peers;
-    for (auto& other : workers_) {
-      if (other != worker) peers.push_back(other.get());
-    }
-    worker->set_peers(std::move(peers));
-  }
+  std::vector<Worker*> all;
+  for (auto& worker : workers_) all.push_back(worker.get());
+  for (auto& worker : workers_) worker->set_workers(all);
 }
 
 Dataplane::~Dataplane() {

@@ -12,6 +12,9 @@ PortQueueIo::~PortQueueIo() {
 bool PortQueueIo::alloc(net::Frame& out) noexcept {
   rte_mbuf* m = rte_pktmbuf_alloc(pool_);
   if (m == nullptr) return false;
+  // A frame made here may be handed to another worker (a duplicate from the
+  // fault injector): it must name its port like a received one.
+  m->port = port_id_;
   out = frame_of(m);
   return true;
 }

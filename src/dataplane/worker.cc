@@ -15,32 +15,130 @@ namespace {
 // Neighbour news is rare (ARP replies); a small ring is plenty, and a full
 // one only means a peer resolves the address itself a little later.
 constexpr unsigned kInboxSize = 256;
+// Segments of another worker's flows in flight between workers.
+constexpr unsigned kPacketInboxSize = 1024;
 
 }  // namespace
 
 Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& ports,
                const WorkerSettings& settings, const std::atomic<bool>& stop)
     : index_(index), lcore_(lcore), settings_(settings), stop_(stop) {
-  for (const PortBinding& binding : ports) {
+  tsc_start_ = rte_get_tsc_cycles();
+  us_per_tsc_ = 1e6 / static_cast<double>(rte_get_tsc_hz());
+  tcp_ = std::make_unique<net::tcp::TcpStack>(settings.tcp, settings.key, now_us(tsc_start_));
+  for (size_t p = 0; p < ports.size(); ++p) {
+    const PortBinding& binding = ports[p];
     ios_.push_back(std::make_unique<PortQueueIo>(binding.port->id(), static_cast<uint16_t>(index),
                                                  binding.port->pool(), counters_));
-    interfaces_.push_back(
-        std::make_unique<net::Interface>(binding.interface, *ios_.back(), counters_));
+    // Distinct seeds per worker, port and direction, so that rx and tx
+    // faults do not line up, and a run can be replayed from the base seed.
+    const uint64_t seed = settings.fault_seed + 4 * (uint64_t{index} * 64 + p);
+    rx_faults_.push_back(settings.fault_rx.enabled()
+                             ? std::make_unique<FaultInjector>(settings.fault_rx, seed, *ios_.back())
+                             : nullptr);
+    tx_faults_.push_back(settings.fault_tx.enabled()
+                             ? std::make_unique<FaultInjectingIo>(*ios_.back(), settings.fault_tx, seed + 1)
+                             : nullptr);
+    net::FrameIo& io = tx_faults_.back() ? static_cast<net::FrameIo&>(*tx_faults_.back())
+                                         : static_cast<net::FrameIo&>(*ios_.back());
+    interfaces_.push_back(std::make_unique<net::Interface>(binding.interface, io, counters_));
     interfaces_.back()->set_neighbor_listener(this);
+    interfaces_.back()->set_tcp(tcp_.get());
+  }
+  for (const ListenerSpec& listener : settings.listeners) {
+    // A relay's connections leave from the interface that reaches its
+    // upstream on-link, else from the first one (through its gateway).
+    net::Interface* out = interfaces_.front().get();
+    for (auto& iface : interfaces_) {
+      if (iface->config().address.contains(listener.service.upstream_ip)) out = iface.get();
+    }
+    auto service = services::make_service(listener.service, *out);
+    if (!service || !tcp_->listen(listener.port, service.get())) {
+      throw std::runtime_error(fmt::format("worker {}: cannot listen on port {} ({})", index,
+                                           listener.port, listener.service.kind));
+    }
+    services_.push_back(std::move(service));
   }
   // Many producers (the peers), one consumer (this worker).
   inbox_.reset(rte_ring_create_elem(fmt::format("w{}_inbox", index).c_str(),
                                     sizeof(NeighborMessage), kInboxSize, SOCKET_ID_ANY,
                                     RING_F_SC_DEQ));
   if (!inbox_) throw std::runtime_error(fmt::format("worker {}: cannot create inbox ring", index));
-  tsc_start_ = rte_get_tsc_cycles();
-  us_per_tsc_ = 1e6 / static_cast<double>(rte_get_tsc_hz());
+  packet_inbox_.reset(rte_ring_create(fmt::format("w{}_packets", index).c_str(), kPacketInboxSize,
+                                      SOCKET_ID_ANY, RING_F_SC_DEQ));
+  if (!packet_inbox_) throw std::runtime_error(fmt::format("worker {}: cannot create packet ring", index));
 }
 
 Worker::~Worker() {
-  // Interfaces release held frames through their io, so they go first.
+  // Dispatched mbufs nobody took, then everything that holds frames, before
+  // the queues that own the buffers.
+  if (packet_inbox_) {
+    void* m;
+    while (rte_ring_sc_dequeue(packet_inbox_.get(), &m) == 0) rte_pktmbuf_free(static_cast<rte_mbuf*>(m));
+  }
+  services_.clear();
+  tcp_.reset();
   interfaces_.clear();
+  rx_faults_.clear();
+  tx_faults_.clear();
   ios_.clear();
+}
+
+void Worker::set_workers(const std::vector<Worker*>& workers) {
+  workers_ = workers;
+  peers_.clear();
+  for (Worker* w : workers) {
+    if (w != this) peers_.push_back(w);
+  }
+  if (workers_.size() > 1) {
+    tcp_->set_port_filter(&Worker::owns_port, this);
+    tcp_->set_foreign_handler(&Worker::dispatch_foreign, this);
+  }
+}
+
+// Software dispatch (for devices without RSS, like net_tap here): the owner
+// of an active open is the worker whose index is its local port modulo the
+// worker count, so that every worker can tell where a stray segment of such
+// a flow belongs. Passive flows stay with the worker that got the SYN (the
+// device keeps a flow on one queue).
+unsigned Worker::owner_of(const net::tcp::FourTuple& tuple) const noexcept {
+  return tuple.local_port % static_cast<unsigned>(workers_.size());
+}
+
+bool Worker::owns_port(void* self, const net::tcp::FourTuple& tuple) noexcept {
+  const auto* worker = static_cast<const Worker*>(self);
+  return worker->owner_of(tuple) == worker->index_;
+}
+
+bool Worker::dispatch_foreign(void* self, net::Interface& iface, const net::Frame& frame,
+                              const net::tcp::FourTuple& tuple) noexcept {
+  auto* worker = static_cast<Worker*>(self);
+  const net::tcp::EphemeralPorts& ports = worker->tcp_->ephemeral_ports();
+  if (tuple.local_port < ports.first() || tuple.local_port > ports.last()) return false;
+  const unsigned owner = worker->owner_of(tuple);
+  if (owner == worker->index_) return false;
+  auto* m = static_cast<rte_mbuf*>(frame.handle);
+  if (rte_ring_mp_enqueue(worker->workers_[owner]->packet_inbox_.get(), m) != 0) {
+    iface.drop(frame, net::DropReason::tcp_not_owner);
+    return true;
+  }
+  worker->counters_.dispatched_to_owner.add();
+  return true;
+}
+
+uint32_t Worker::receive_dispatched(uint64_t now) noexcept {
+  void* mbufs[kBurstSize];
+  const unsigned n = rte_ring_sc_dequeue_burst(packet_inbox_.get(), mbufs, kBurstSize, nullptr);
+  for (unsigned i = 0; i < n; ++i) {
+    auto* m = static_cast<rte_mbuf*>(mbufs[i]);
+    net::Interface* iface = interface_for(m->port);
+    if (iface == nullptr) {
+      rte_pktmbuf_free(m);
+      continue;
+    }
+    iface->input(PortQueueIo::frame_of(m), now);
+  }
+  return n;
 }
 
 uint64_t Worker::now_us(uint64_t tsc) const noexcept {
@@ -125,6 +223,7 @@ int Worker::run() noexcept {
       net::Interface& iface = *interfaces_[p];
       const uint16_t n = io.receive(burst, kBurstSize);
       work += n;
+      FaultInjector* faults = rx_faults_[p].get();
       for (uint16_t i = 0; i < n; ++i) {
         rte_mbuf* m = burst[i];
         if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(burst[i + 1], void*));
@@ -135,9 +234,23 @@ int Worker::run() noexcept {
           iface.drop(frame, net::DropReason::rx_multi_segment);
           continue;
         }
-        iface.input(frame, now);
+        if (faults != nullptr) {
+          faults->push(frame, now, [&](const net::Frame& f) { iface.input(f, now); });
+        } else {
+          iface.input(frame, now);
+        }
+      }
+      if (FaultInjector* faults = rx_faults_[p].get()) {
+        faults->release_due(now, [&](const net::Frame& f) { iface.input(f, now); });
+        if (faults->held() != 0) ++work;  // keep polling: held frames come due soon
+      }
+      if (FaultInjectingIo* tx = tx_faults_[p].get()) {
+        tx->advance(now);
+        if (tx->injector().held() != 0) ++work;
       }
     }
+    if (!rte_ring_empty(packet_inbox_.get())) work += receive_dispatched(now);
+    tcp_->poll(now);
     if (!rte_ring_empty(inbox_.get())) {
       receive_from_peers(now);
       ++work;
@@ -170,6 +283,9 @@ int Worker::run() noexcept {
       tsc = rte_get_tsc_cycles();
       load_.idle_cycles.add(tsc - begin);
     }
+  }
+  for (auto& tx : tx_faults_) {
+    if (tx) tx->flush();
   }
   for (auto& io : ios_) io->flush();
   return 0;

@@ -14,17 +14,33 @@
 
 #include "common/counter.h"
 #include "common/handles.h"
+#include "common/siphash.h"
+#include "dataplane/fault_injector.h"
 #include "dataplane/idle.h"
 #include "dataplane/net/interface.h"
+#include "dataplane/net/tcp_stack.h"
+#include "dataplane/services/services.h"
 #include "dataplane/port.h"
 #include "dataplane/port_io.h"
 
 namespace mtlsgw::dataplane {
 
+struct ListenerSpec {
+  uint16_t port = 0;
+  services::ServiceSpec service;
+};
+
 struct WorkerSettings {
   bool busy_poll = false;
   uint32_t idle_sleep_max_us = 200;
   uint32_t tick_interval_us = 10'000;  // ARP ageing and retries
+  net::tcp::TcpConfig tcp;
+  std::vector<ListenerSpec> listeners;
+  SipKey key{};  // ISNs, ephemeral ports, SYN cookies: one key for all workers
+  // Off by default; seeded per worker, port and direction for replay.
+  FaultSpec fault_rx;
+  FaultSpec fault_tx;
+  uint64_t fault_seed = 1;
 };
 
 struct PortBinding {
@@ -55,8 +71,9 @@ class Worker final : private net::NeighborListener {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Peers receive what this worker learns about neighbours.
-  void set_peers(std::vector<Worker*> peers) { peers_ = std::move(peers); }
+  // Every worker, this one included, in index order: peers receive what
+  // this worker learns about neighbours, and segments of flows they own.
+  void set_workers(const std::vector<Worker*>& workers);
 
   // The poll loop; returns when stop becomes true.
   int run() noexcept;
@@ -64,6 +81,7 @@ class Worker final : private net::NeighborListener {
   unsigned index() const noexcept { return index_; }
   unsigned lcore() const noexcept { return lcore_; }
   const net::StackCounters& counters() const noexcept { return counters_; }
+  const net::tcp::TcpCounters& tcp_counters() const noexcept { return tcp_->counters(); }
   const WorkerLoad& load() const noexcept { return load_; }
 
   // From another thread: asks the running worker for its neighbour tables.
@@ -82,6 +100,11 @@ class Worker final : private net::NeighborListener {
   void neighbor_learned(uint16_t port_id, net::Ipv4Address ip,
                         const rte_ether_addr& mac) noexcept override;
   void receive_from_peers(uint64_t now_us) noexcept;
+  uint32_t receive_dispatched(uint64_t now_us) noexcept;
+  static bool owns_port(void* self, const net::tcp::FourTuple& tuple) noexcept;
+  static bool dispatch_foreign(void* self, net::Interface& iface, const net::Frame& frame,
+                               const net::tcp::FourTuple& tuple) noexcept;
+  unsigned owner_of(const net::tcp::FourTuple& tuple) const noexcept;
   void serve_requests(uint64_t now_us) noexcept;
   net::Interface* interface_for(uint16_t port_id) noexcept;
   uint64_t now_us(uint64_t tsc) const noexcept;
@@ -93,9 +116,15 @@ class Worker final : private net::NeighborListener {
   net::StackCounters counters_;
   WorkerLoad load_;
   std::vector<std::unique_ptr<PortQueueIo>> ios_;
+  std::vector<std::unique_ptr<FaultInjector>> rx_faults_;     // per port, may be null
+  std::vector<std::unique_ptr<FaultInjectingIo>> tx_faults_;  // per port, may be null
   std::vector<std::unique_ptr<net::Interface>> interfaces_;
+  std::unique_ptr<net::tcp::TcpStack> tcp_;
+  std::vector<std::unique_ptr<net::tcp::TcpApp>> services_;
   std::vector<Worker*> peers_;
+  std::vector<Worker*> workers_;
   RingHandle inbox_;
+  RingHandle packet_inbox_;  // mbufs of flows this worker owns, from peers
   uint64_t tsc_start_ = 0;
   double us_per_tsc_ = 0;
 

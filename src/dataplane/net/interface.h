@@ -14,6 +14,10 @@
 
 namespace mtlsgw::net {
 
+namespace tcp {
+class TcpStack;
+}
+
 struct InterfaceConfig {
   uint16_t port_id = 0;
   rte_ether_addr mac{};
@@ -66,6 +70,9 @@ class Interface final : private ArpCache::Events {
   }
 
   void set_neighbor_listener(NeighborListener* listener) noexcept { listener_ = listener; }
+  // The worker's TCP, shared by its interfaces; null: TCP is refused.
+  void set_tcp(tcp::TcpStack* tcp) noexcept { tcp_ = tcp; }
+  tcp::TcpStack* tcp() const noexcept { return tcp_; }
   const InterfaceConfig& config() const noexcept { return config_; }
   StackCounters& counters() noexcept { return counters_; }
   FrameIo& io() noexcept { return io_; }
@@ -83,6 +90,7 @@ class Interface final : private ArpCache::Events {
   StackCounters& counters_;
   ArpCache arp_;
   NeighborListener* listener_ = nullptr;
+  tcp::TcpStack* tcp_ = nullptr;
 };
 
 }  // namespace mtlsgw::net

@@ -4,6 +4,7 @@
 
 #include "dataplane/net/icmp.h"
 #include "dataplane/net/interface.h"
+#include "dataplane/net/tcp_stack.h"
 #include "dataplane/net/wire.h"
 
 namespace mtlsgw::net::ipv4 {
@@ -78,10 +79,16 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, uint64_t 
     case kProtocolIcmp:
       icmp::input(iface, frame, eth, header, to_broadcast, now_us);
       return;
+    case kProtocolTcp:
+      if (iface.tcp() != nullptr) {
+        iface.tcp()->input(iface, frame, header, now_us);
+        return;
+      }
+      break;
     default:
-      iface.drop(frame, DropReason::ipv4_unsupported_protocol);
-      return;
+      break;
   }
+  iface.drop(frame, DropReason::ipv4_unsupported_protocol);
 }
 
 }  // namespace mtlsgw::net::ipv4

@@ -25,7 +25,8 @@ namespace mtlsgw::net {
   X(icmp_echo_requests)          \
   X(icmp_echo_replies)           \
   X(icmp_other_in)               \
-  X(neighbor_relay_lost)
+  X(neighbor_relay_lost)         \
+  X(dispatched_to_owner)
 
 struct StackCounters {
 #define MTLSGW_COUNTER_FIELD(name) Counter name;

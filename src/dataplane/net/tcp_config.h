@@ -1,0 +1,40 @@
+#pragma once
+// Tunables of a worker's TCP. Defaults follow what Linux ships unless a
+// comment says otherwise; every limit exists so that a flood or a slow peer
+// cannot exhaust a worker.
+
+#include <cstdint>
+
+#include "dataplane/net/tcp_congestion.h"
+
+namespace mtlsgw::net::tcp {
+
+struct TcpConfig {
+  uint32_t max_connections = 8192;  // TCBs per worker, every state included
+  // SYN-RECEIVED entries per worker; beyond it SYN cookies answer (RFC 4987
+  // 3.6), or SYNs are dropped when cookies are off.
+  uint32_t max_half_open = 1024;
+  bool syn_cookies = true;
+  // Per-direction buffer of a connection (power of two). A connection holds a
+  // buffer only while it has data queued in that direction (buffer pool).
+  uint32_t buffer_size = 64 * 1024;
+  uint32_t buffer_pool = 4096;  // buffers per worker
+  uint16_t mss = 1460;          // from the interface MTU: MTU - 40
+  // RFC 9293 3.8.6.3: delayed ACKs at most 0.5 s and every second full
+  // segment; 40 ms is Linux's minimum delayed-ACK timeout.
+  uint32_t delayed_ack_us = 40'000;
+  // 2*MSL. RFC 9293 3.4.2 suggests MSL = 2 min; Linux's TIME-WAIT is 60 s.
+  uint32_t time_wait_us = 60'000'000;
+  uint32_t fin_wait_2_timeout_us = 60'000'000;
+  uint8_t max_syn_retries = 6;       // R2 for SYN (RFC 9293 3.8.3: at least 3 min)
+  uint8_t max_retries = 15;          // R2 for data (RFC 9293 3.8.3: at least 100 s)
+  uint32_t min_rto_us = 200'000;
+  uint32_t max_rto_us = 60'000'000;
+  uint32_t initial_rto_us = 1'000'000;  // RFC 6298 2.1
+  uint32_t keepalive_idle_us = 0;       // 0: off (RFC 1122 4.2.3.6: off by default)
+  uint32_t keepalive_interval_us = 75'000'000;
+  uint8_t keepalive_probes = 9;
+  CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
+};
+
+}  // namespace mtlsgw::net::tcp

@@ -1,0 +1,626 @@
+// Segment arrival: RFC 9293 3.10.7 step by step, with RFC 5961 (blind
+// in-window attacks), RFC 7323 (window scaling, timestamps, PAWS), RFC 2018
+// (SACK) and RFC 5681/6582/6675 (what an ACK means for congestion and loss).
+
+#include <algorithm>
+
+#include "dataplane/net/ethernet.h"
+#include "dataplane/net/interface.h"
+#include "dataplane/net/tcp_seq.h"
+#include "dataplane/net/tcp_stack.h"
+
+namespace mtlsgw::net::tcp {
+namespace {
+
+// RFC 7323 5.5: timestamps older than 24 days are invalid for PAWS.
+constexpr uint64_t kPawsIdleUs = 24ull * 24 * 3600 * 1'000'000;
+constexpr uint8_t kDupThresh = 3;  // RFC 5681 3.2
+
+}  // namespace
+
+void TcpStack::input(Interface& iface, Frame frame, const ipv4::Header& ip,
+                     uint64_t now_us) noexcept {
+  now_us_ = now_us;
+  counters_.segments_in.add();
+  const uint8_t* const data = frame.data + ethernet::kHeaderLen + ip.header_len;
+  const uint16_t len = static_cast<uint16_t>(ip.total_len - ip.header_len);
+  Segment seg;
+  if (Rejection r = parse(data, len, ip.src, ip.dst, seg)) {
+    iface.drop(frame, *r);
+    return;
+  }
+  // RFC 1122 4.2.3.10: TCP is unicast only.
+  if (!iface.owns(ip.dst)) {
+    iface.drop(frame, DropReason::ipv4_not_for_us);
+    return;
+  }
+  if ((seg.has(kFlagSyn) && (seg.has(kFlagFin) || seg.has(kFlagRst)))) {
+    iface.drop(frame, DropReason::tcp_bad_flags);
+    return;
+  }
+  const FourTuple tuple{ip.dst, seg.dst_port, ip.src, seg.src_port};
+  const uint32_t index = table_.find(tuple);
+  if (index == FlatIndex<FourTuple, TupleHash>::kNone) {
+    if (foreign_ != nullptr && foreign_(foreign_context_, iface, frame, tuple)) return;
+    if (const Listener* listener = find_listener(seg.dst_port)) {
+      listen_input(iface, ip, seg, *listener, now_us);
+    } else {
+      // RFC 9293 3.10.7.1: CLOSED answers everything but a reset with one.
+      iface.counters().drop(DropReason::tcp_no_listener);
+      send_reset_for(iface, ip, seg);
+    }
+    iface.io().release(frame);
+    return;
+  }
+  Tcb& tcb = tcbs_[index];
+  tcb.last_received_us = now_us;
+  tcb.keepalive_probes_sent = 0;
+  if (tcb.state == State::syn_sent) {
+    syn_sent_input(tcb, seg, now_us);
+  } else {
+    synchronized_input(tcb, seg, now_us);
+  }
+  iface.io().release(frame);
+}
+
+void TcpStack::negotiate_syn_options(Tcb& tcb, const Segment& seg) noexcept {
+  // RFC 9293 3.7.1: without the option the peer takes 536.
+  const uint16_t peer_mss = seg.options.mss != 0 ? seg.options.mss : 536;
+  tcb.smss = std::max<uint16_t>(std::min<uint16_t>(peer_mss, config_.mss), 64);
+  tcb.cc.set_smss(tcb.smss);
+  // RFC 7323 2.2: scaling is on only when both SYNs carry the option.
+  tcb.wscale_ok = seg.options.has_window_scale;
+  if (tcb.wscale_ok) {
+    tcb.snd_wscale = std::min<uint8_t>(seg.options.window_scale, kMaxWindowScale);
+    tcb.rcv_wscale = window_shift_for(config_.buffer_size);
+  } else {
+    tcb.snd_wscale = 0;
+    tcb.rcv_wscale = 0;
+  }
+  tcb.sack_ok = seg.options.sack_permitted;
+  tcb.ts_ok = seg.options.has_timestamps;
+  if (tcb.ts_ok) {
+    tcb.ts_recent = seg.options.ts_value;
+    tcb.ts_recent_us = now_us_;
+  }
+}
+
+void TcpStack::listen_input(Interface& iface, const ipv4::Header& ip, const Segment& seg,
+                            const Listener& listener, uint64_t now_us) noexcept {
+  const FourTuple tuple{ip.dst, seg.dst_port, ip.src, seg.src_port};
+  if (seg.has(kFlagRst)) return;  // RFC 9293 3.10.7.2: ignore
+  if (seg.has(kFlagAck)) {
+    if (!seg.has(kFlagSyn) && config_.syn_cookies) {
+      // Possibly the third segment of a handshake we answered with a cookie.
+      if (auto mss = cookies_.check(tuple, seg.seq - 1, seg.ack - 1, now_us)) {
+        Tcb* tcb = allocate(tuple, iface, listener.app, now_us);
+        if (tcb == nullptr) {
+          iface.counters().drop(DropReason::tcp_connection_limit);
+          return;
+        }
+        counters_.syn_cookies_validated.add();
+        counters_.passive_opens.add();
+        tcb->passive = true;
+        tcb->iss = seg.ack - 1;
+        tcb->snd_una = seg.ack;
+        tcb->snd_nxt = seg.ack;
+        tcb->snd_max = seg.ack;
+        tcb->irs = seg.seq - 1;
+        tcb->rcv_nxt = seg.seq;
+        tcb->rcv_adv = seg.seq;
+        tcb->smss = std::min<uint16_t>(*mss, config_.mss);
+        tcb->cc.set_smss(tcb->smss);
+        if (seg.options.has_timestamps) {
+          const SynCookies::TsOptions remembered = cookies_.decode_ts(seg.options.ts_echo);
+          tcb->ts_ok = true;
+          tcb->ts_recent = seg.options.ts_value;
+          tcb->ts_recent_us = now_us;
+          tcb->sack_ok = remembered.sack_permitted;
+          if (remembered.window_scale != 15) {
+            tcb->wscale_ok = true;
+            tcb->snd_wscale = std::min<uint8_t>(remembered.window_scale, kMaxWindowScale);
+            tcb->rcv_wscale = window_shift_for(config_.buffer_size);
+          }
+        }
+        tcb->snd_wnd = uint32_t{seg.window} << tcb->snd_wscale;
+        tcb->max_snd_wnd = tcb->snd_wnd;
+        tcb->snd_wl1 = seg.seq;
+        tcb->snd_wl2 = seg.ack;
+        set_state(*tcb, State::syn_received);
+        synchronized_input(*tcb, seg, now_us);
+        return;
+      }
+      iface.counters().drop(DropReason::tcp_bad_cookie);
+    } else {
+      iface.counters().drop(DropReason::tcp_no_listener);
+    }
+    // RFC 9293 3.10.7.2: an ACK in LISTEN gets <SEQ=SEG.ACK><CTL=RST>.
+    send_reset_for(iface, ip, seg);
+    return;
+  }
+  if (!seg.has(kFlagSyn)) {
+    iface.counters().drop(DropReason::tcp_bad_flags);
+    return;
+  }
+  // A SYN. Past the half-open or connection caps, answer statelessly
+  // (RFC 4987 3.6) so that a flood costs no memory.
+  if (half_open_ >= config_.max_half_open || used_ >= config_.max_connections) {
+    if (config_.syn_cookies) {
+      send_cookie_syn_ack(iface, ip, seg, now_us);
+    } else {
+      iface.counters().drop(used_ >= config_.max_connections ? DropReason::tcp_connection_limit
+                                                             : DropReason::tcp_syn_queue_full);
+    }
+    return;
+  }
+  Tcb* tcb = allocate(tuple, iface, listener.app, now_us);
+  if (tcb == nullptr) {
+    iface.counters().drop(DropReason::tcp_connection_limit);
+    return;
+  }
+  tcb->passive = true;
+  tcb->irs = seg.seq;
+  tcb->rcv_nxt = seg.seq + 1;
+  tcb->rcv_adv = tcb->rcv_nxt;
+  negotiate_syn_options(*tcb, seg);
+  tcb->snd_wnd = seg.window;  // RFC 7323 2.2: a SYN's window is never scaled
+  tcb->max_snd_wnd = tcb->snd_wnd;
+  tcb->snd_wl1 = seg.seq;
+  tcb->iss = isn_.next(tuple, now_us);
+  tcb->snd_una = tcb->iss;
+  tcb->snd_max = tcb->iss;
+  tcb->snd_nxt = tcb->iss + 1;
+  set_state(*tcb, State::syn_received);
+  send_segment(*tcb, tcb->iss, 0, kFlagSyn | kFlagAck, now_us);
+}
+
+void TcpStack::syn_sent_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  Interface& iface = *tcb.iface;
+  // RFC 9293 3.10.7.3, first: the ACK must acknowledge our SYN.
+  if (seg.has(kFlagAck) && (seq_le(seg.ack, tcb.iss) || seq_gt(seg.ack, tcb.snd_max))) {
+    iface.counters().drop(DropReason::tcp_bad_ack);
+    if (!seg.has(kFlagRst)) {
+      ipv4::Header ip;
+      ip.src = tcb.tuple.remote_ip;
+      ip.dst = tcb.tuple.local_ip;
+      send_reset_for(iface, ip, seg);
+    }
+    return;
+  }
+  if (seg.has(kFlagRst)) {
+    // Only with an acceptable ACK (RFC 5961 3.2 keeps this rule for
+    // SYN-SENT): the active open is refused.
+    if (seg.has(kFlagAck)) {
+      counters_.resets_received.add();
+      finish(tcb, CloseReason::refused);
+    }
+    return;
+  }
+  if (!seg.has(kFlagSyn)) return;
+  tcb.irs = seg.seq;
+  tcb.rcv_nxt = seg.seq + 1;
+  tcb.rcv_adv = tcb.rcv_nxt;
+  negotiate_syn_options(tcb, seg);
+  if (!seg.has(kFlagAck)) {
+    // Simultaneous open (RFC 9293 3.5, figure 7).
+    tcb.snd_wnd = seg.window;
+    tcb.snd_wl1 = seg.seq;
+    set_state(tcb, State::syn_received);
+    send_segment(tcb, tcb.iss, 0, kFlagSyn | kFlagAck, now_us);
+    return;
+  }
+  tcb.snd_una = seg.ack;
+  if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
+  tcb.snd_wnd = seg.window;  // unscaled in a SYN-ACK (RFC 7323 2.2)
+  tcb.max_snd_wnd = tcb.snd_wnd;
+  tcb.snd_wl1 = seg.seq;
+  tcb.snd_wl2 = seg.ack;
+  take_rtt_sample(tcb, seg, now_us);
+  tcb.retries = 0;
+  tcb.rtt.clear_backoff();
+  cancel(tcb.retransmit_timer);
+  tcb.ack_now = true;
+  establish(tcb, now_us);
+  const ConnHandle h = handle_of(tcb);
+  if (get(h) == nullptr) return;
+  // Data or FIN on the SYN-ACK is rare; handle it through the general path.
+  if (seg.payload_len != 0 || seg.has(kFlagFin)) {
+    Segment rest = seg;
+    rest.flags = static_cast<uint8_t>(rest.flags & ~kFlagSyn);
+    rest.seq = seg.seq + 1;
+    synchronized_input(tcb, rest, now_us);
+    return;
+  }
+  output(tcb, now_us);
+}
+
+void TcpStack::establish(Tcb& tcb, uint64_t now_us) noexcept {
+  set_state(tcb, State::established);
+  // RFC 6582 3.2 step 1 compares ACKs with recover: start it at the ISS.
+  tcb.recover = tcb.iss;
+  if (config_.keepalive_idle_us != 0) schedule(tcb.keepalive_timer, now_us + config_.keepalive_idle_us);
+  const ConnHandle h = handle_of(tcb);
+  if (tcb.app == nullptr) return;
+  if (tcb.passive) {
+    counters_.passive_opens.add();
+    tcb.app->on_accepted(*this, h, tcb.tuple);
+  } else {
+    tcb.app->on_connected(*this, h);
+  }
+}
+
+bool TcpStack::acceptable(const Tcb& tcb, const Segment& seg) const noexcept {
+  // RFC 9293 3.10.7.4, the four cases of the acceptability test.
+  const uint32_t wnd = seq_gt(tcb.rcv_adv, tcb.rcv_nxt) ? tcb.rcv_adv - tcb.rcv_nxt : 0;
+  const uint32_t len = seg.seg_len();
+  if (len == 0) {
+    if (wnd == 0) return seg.seq == tcb.rcv_nxt;
+    return seq_in(seg.seq, tcb.rcv_nxt, tcb.rcv_nxt + wnd);
+  }
+  if (wnd == 0) return false;
+  return seq_in(seg.seq, tcb.rcv_nxt, tcb.rcv_nxt + wnd) ||
+         seq_in(seg.seq + len - 1, tcb.rcv_nxt, tcb.rcv_nxt + wnd);
+}
+
+bool TcpStack::paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  if (!tcb.ts_ok || !seg.options.has_timestamps || seg.has(kFlagRst)) return false;
+  if (!seq_lt(seg.options.ts_value, tcb.ts_recent)) return false;
+  // RFC 7323 5.5: after 24 idle days the recent timestamp is stale.
+  if (now_us - tcb.ts_recent_us > kPawsIdleUs) {
+    tcb.ts_recent = seg.options.ts_value;
+    return false;
+  }
+  return true;
+}
+
+void TcpStack::take_rtt_sample(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  if (tcb.ts_ok && seg.options.has_timestamps && seg.options.ts_echo != 0) {
+    // RFC 7323 4.1: every ACK that echoes one of our timestamps is a sample,
+    // even for retransmitted data.
+    const uint32_t ms = ts_clock(now_us) - seg.options.ts_echo;
+    if (ms < 60'000) tcb.rtt.sample(std::max<uint32_t>(ms * 1000, 1));
+    return;
+  }
+  if (tcb.rtt_timing && seq_gt(seg.ack, tcb.rtt_seq)) {
+    tcb.rtt.sample(static_cast<uint32_t>(std::max<uint64_t>(now_us - tcb.rtt_start_us, 1)));
+    tcb.rtt_timing = false;
+  }
+}
+
+void TcpStack::process_sack(Tcb& tcb, const Segment& seg) noexcept {
+  // RFC 2018 / RFC 6675: only blocks inside (SND.UNA, SND.MAX] count.
+  for (uint8_t i = 0; i < seg.options.sack_count; ++i) {
+    uint32_t left = seg.options.sack[i].left;
+    const uint32_t right = seg.options.sack[i].right;
+    if (!seq_lt(left, right) || seq_gt(right, tcb.snd_max) || seq_le(right, tcb.snd_una)) continue;
+    if (seq_lt(left, tcb.snd_una)) left = tcb.snd_una;
+    tcb.scoreboard.add(left - tcb.snd_una, right - tcb.snd_una);
+  }
+}
+
+void TcpStack::update_send_window(Tcb& tcb, const Segment& seg) noexcept {
+  // RFC 9293 3.10.7.4: only a newer segment may update the window.
+  if (seq_lt(tcb.snd_wl1, seg.seq) || (tcb.snd_wl1 == seg.seq && seq_le(tcb.snd_wl2, seg.ack))) {
+    tcb.snd_wnd = uint32_t{seg.window} << tcb.snd_wscale;
+    tcb.snd_wl1 = seg.seq;
+    tcb.snd_wl2 = seg.ack;
+    tcb.max_snd_wnd = std::max(tcb.max_snd_wnd, tcb.snd_wnd);
+  }
+}
+
+bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  Interface& iface = *tcb.iface;
+  // RFC 5961 5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT, else
+  // (beyond SND.NXT) ACK and drop, (too old) challenge ACK and drop.
+  if (seq_gt(seg.ack, tcb.snd_max)) {
+    iface.counters().drop(DropReason::tcp_bad_ack);
+    tcb.ack_now = true;
+    return false;
+  }
+  const uint32_t max_window = std::max<uint32_t>(tcb.max_snd_wnd, 1);
+  if (seq_lt(seg.ack, tcb.snd_una - max_window)) {
+    iface.counters().drop(DropReason::tcp_bad_ack);
+    counters_.challenge_acks.add();
+    tcb.ack_now = true;
+    return false;
+  }
+  if (tcb.sack_ok && seg.options.sack_count != 0) process_sack(tcb, seg);
+
+  if (seq_gt(seg.ack, tcb.snd_una)) {
+    const uint32_t acked = seg.ack - tcb.snd_una;
+    const uint32_t data_end = tcb.snd_una + tcb.snd.size();
+    const bool fin_acked = tcb.fin_queued && seq_gt(seg.ack, data_end);
+    const uint32_t data_acked = fin_acked ? acked - 1 : acked;
+    const bool was_cwnd_limited = tcb.flight_size() + tcb.smss >= tcb.cc.cwnd();
+    tcb.snd.acknowledge(data_acked);
+    tcb.scoreboard.advance(acked);
+    tcb.retransmitted_in_flight -= std::min(tcb.retransmitted_in_flight, acked);
+    tcb.snd_una = seg.ack;
+    if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
+    if (fin_acked) tcb.fin_acked = true;
+    take_rtt_sample(tcb, seg, now_us);
+    tcb.retries = 0;
+    tcb.rtt.clear_backoff();
+
+    if (tcb.in_recovery) {
+      if (seq_ge(seg.ack, tcb.recover)) {
+        // RFC 6582 3.2 step 3 (full acknowledgment).
+        tcb.in_recovery = false;
+        tcb.dupacks = 0;
+        tcb.retransmitted_in_flight = 0;
+        tcb.cc.on_exit_recovery(tcb.flight_size());
+      } else if (!tcb.sack_ok) {
+        // RFC 6582 3.2 step 5 (partial acknowledgment): the next hole is
+        // lost too; resend it at once and deflate.
+        tcb.cc.on_partial_ack(acked);
+        send_segment(tcb, tcb.snd_una, std::min<uint32_t>(tcb.snd.size(), tcb.smss), kFlagAck, now_us);
+        counters_.fast_retransmits.add();
+        restart_retransmit_timer(tcb);
+      }
+    } else {
+      tcb.dupacks = 0;
+      tcb.cc.on_ack(acked, was_cwnd_limited, now_us, tcb.rtt.srtt_us());
+    }
+    // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+    if (tcb.snd_una == tcb.snd_max) {
+      cancel(tcb.retransmit_timer);
+    } else {
+      restart_retransmit_timer(tcb);
+    }
+  } else if (seg.ack == tcb.snd_una && seg.payload_len == 0 && !seg.has(kFlagSyn) &&
+             !seg.has(kFlagFin) && tcb.flight_size() != 0 &&
+             (uint32_t{seg.window} << tcb.snd_wscale) == tcb.snd_wnd) {
+    // A duplicate ACK as RFC 5681 2 defines it.
+    ++tcb.dupacks;
+    const bool sack_loss = tcb.sack_ok && tcb.scoreboard.is_lost(0, tcb.smss);
+    if (!tcb.in_recovery && (tcb.dupacks >= kDupThresh || sack_loss) &&
+        seq_gt(tcb.snd_una, tcb.recover)) {
+      // RFC 6582 3.2 step 2 / RFC 6675 5 step 4: fast retransmit.
+      tcb.in_recovery = true;
+      tcb.recover = tcb.snd_max;
+      tcb.cc.on_enter_recovery(tcb.flight_size(), now_us);
+      counters_.fast_retransmits.add();
+      uint32_t sent = 0;
+      send_segment(tcb, tcb.snd_una, std::min<uint32_t>(tcb.snd.size(), tcb.smss), kFlagAck, now_us,
+                   &sent);
+      tcb.high_rxt = tcb.snd_una + sent;
+      tcb.retransmitted_in_flight = sent;
+      tcb.rtt_timing = false;
+      restart_retransmit_timer(tcb);
+    } else if (tcb.in_recovery && !tcb.sack_ok) {
+      tcb.cc.on_dup_ack_in_recovery();
+    }
+  }
+  update_send_window(tcb, seg);
+  return true;
+}
+
+void TcpStack::process_data(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  if (seg.payload_len == 0) return;
+  if (tcb.read_closed) {
+    // RFC 9293 3.10.4 / RFC 2525 2.17: data for a closed reader is lost:
+    // say so with a reset rather than acknowledging it.
+    send_reset(tcb);
+    finish(tcb, CloseReason::aborted);
+    return;
+  }
+  const uint8_t* data = seg.payload;
+  uint32_t len = seg.payload_len;
+  uint32_t offset = seg.seq - tcb.rcv_nxt;
+  if (seq_lt(seg.seq, tcb.rcv_nxt)) {
+    const uint32_t old = tcb.rcv_nxt - seg.seq;
+    if (old >= len) {
+      counters_.duplicate_segments.add();
+      tcb.ack_now = true;
+      return;
+    }
+    data += old;
+    len -= old;
+    offset = 0;
+  }
+  if (!attach_receive_buffer(tcb)) {
+    tcb.ack_now = true;
+    return;
+  }
+  const ReceiveBuffer::InsertResult r = tcb.rcv.insert(offset, data, len);
+  if (r.dropped_no_range) tcb.iface->counters().drop(DropReason::tcp_receive_queue_full);
+  if (r.duplicate) counters_.duplicate_segments.add();
+  if (r.out_of_order) counters_.out_of_order_segments.add();
+  if (r.in_order != 0) {
+    tcb.rcv_nxt += r.in_order;
+    counters_.bytes_in.add(r.in_order);
+  }
+  // RFC 5681 4.2: immediate ACK for out-of-order data and for data that
+  // fills (part of) a hole; otherwise the delayed-ACK rules.
+  if (offset != 0 || r.out_of_order || r.duplicate || r.dropped_no_range || r.filled_gap) {
+    tcb.ack_now = true;
+  } else {
+    schedule_ack(tcb, len >= tcb.smss - (tcb.ts_ok ? 12u : 0u), now_us);
+  }
+}
+
+void TcpStack::process_fin(Tcb& tcb, uint64_t now_us) noexcept {
+  tcb.rcv_nxt += 1;
+  tcb.fin_received = true;
+  tcb.ack_now = true;
+  switch (tcb.state) {
+    case State::syn_received:
+    case State::established:
+      set_state(tcb, State::close_wait);
+      break;
+    case State::fin_wait_1:
+      if (tcb.fin_acked) {
+        set_state(tcb, State::time_wait);
+        cancel_all_timers(tcb);
+        schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      } else {
+        set_state(tcb, State::closing);
+      }
+      break;
+    case State::fin_wait_2:
+      set_state(tcb, State::time_wait);
+      cancel_all_timers(tcb);
+      schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      break;
+    case State::time_wait:
+      schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      break;
+    default:
+      break;
+  }
+}
+
+void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  Interface& iface = *tcb.iface;
+  const ConnHandle h = handle_of(tcb);
+
+  // RFC 7323 5.3: PAWS before anything else.
+  if (paws_reject(tcb, seg, now_us)) {
+    iface.counters().drop(DropReason::tcp_paws);
+    tcb.ack_now = true;
+    output(tcb, now_us);
+    return;
+  }
+  // First: sequence number.
+  if (!acceptable(tcb, seg)) {
+    if (!seg.has(kFlagRst)) {
+      if (tcb.state == State::syn_received && seg.has(kFlagSyn) && seg.seq == tcb.irs) {
+        // The peer retransmitted its SYN: our SYN-ACK was lost.
+        send_segment(tcb, tcb.iss, 0, kFlagSyn | kFlagAck, now_us);
+        return;
+      }
+      tcb.ack_now = true;
+      if (tcb.state == State::time_wait && seg.has(kFlagFin)) {
+        schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      }
+      output(tcb, now_us);
+    }
+    iface.counters().drop(DropReason::tcp_out_of_window);
+    return;
+  }
+  // Second: RST (RFC 5961 3.2: only an exact match resets; any other
+  // in-window RST earns a challenge ACK).
+  if (seg.has(kFlagRst)) {
+    if (seg.seq != tcb.rcv_nxt) {
+      counters_.challenge_acks.add();
+      send_ack_now(tcb, now_us);
+      return;
+    }
+    counters_.resets_received.add();
+    // A passive open in SYN-RECEIVED goes back to LISTEN: nothing to tell.
+    finish(tcb, CloseReason::reset_by_peer);
+    return;
+  }
+  // Fourth: SYN in a synchronized state (RFC 5961 4.2: challenge ACK).
+  if (seg.has(kFlagSyn)) {
+    counters_.challenge_acks.add();
+    send_ack_now(tcb, now_us);
+    return;
+  }
+  // Fifth: ACK.
+  if (!seg.has(kFlagAck)) {
+    iface.counters().drop(DropReason::tcp_bad_flags);
+    return;
+  }
+  // RFC 7323 4.3: remember the timestamp of a segment that covers the last
+  // ACK we sent.
+  if (tcb.ts_ok && seg.options.has_timestamps && seq_le(seg.seq, tcb.last_ack_sent) &&
+      !seq_lt(seg.options.ts_value, tcb.ts_recent)) {
+    tcb.ts_recent = seg.options.ts_value;
+    tcb.ts_recent_us = now_us;
+  }
+  if (tcb.state == State::syn_received) {
+    if (!seq_gt(seg.ack, tcb.snd_una) || seq_gt(seg.ack, tcb.snd_max)) {
+      ipv4::Header ip;
+      ip.src = tcb.tuple.remote_ip;
+      ip.dst = tcb.tuple.local_ip;
+      iface.counters().drop(DropReason::tcp_bad_ack);
+      send_reset_for(iface, ip, seg);
+      return;
+    }
+    // Our SYN is acknowledged: SND.UNA moves past it before data counts.
+    tcb.snd_una = tcb.iss + 1;
+    tcb.snd_wnd = uint32_t{seg.window} << tcb.snd_wscale;
+    tcb.max_snd_wnd = std::max(tcb.max_snd_wnd, tcb.snd_wnd);
+    tcb.snd_wl1 = seg.seq;
+    tcb.snd_wl2 = seg.ack;
+    take_rtt_sample(tcb, seg, now_us);
+    cancel(tcb.retransmit_timer);
+    tcb.retries = 0;
+    tcb.rtt.clear_backoff();
+    establish(tcb, now_us);
+    if (get(h) == nullptr) return;
+  }
+  if (!process_ack(tcb, seg, now_us)) {
+    output(tcb, now_us);
+    return;
+  }
+  switch (tcb.state) {
+    case State::fin_wait_1:
+      if (tcb.fin_acked) {
+        set_state(tcb, State::fin_wait_2);
+        if (tcb.read_closed) schedule(tcb.linger_timer, now_us + config_.fin_wait_2_timeout_us);
+      }
+      break;
+    case State::closing:
+      if (tcb.fin_acked) {
+        set_state(tcb, State::time_wait);
+        cancel_all_timers(tcb);
+        schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      }
+      break;
+    case State::last_ack:
+      if (tcb.fin_acked) {
+        finish(tcb, CloseReason::closed);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  const bool writable = tcb.want_writable && tcb.snd.free_space() != 0;
+
+  // Seventh: segment text.
+  const uint32_t readable_before = tcb.rcv.readable();
+  switch (tcb.state) {
+    case State::established:
+    case State::fin_wait_1:
+    case State::fin_wait_2:
+      process_data(tcb, seg, now_us);
+      if (get(h) == nullptr) return;
+      break;
+    default:
+      break;
+  }
+  // Eighth: FIN, once everything before it has arrived.
+  bool fin_now = false;
+  if (seg.has(kFlagFin) && seg.seq + seg.payload_len == tcb.rcv_nxt && !tcb.fin_received) {
+    process_fin(tcb, now_us);
+    fin_now = true;
+  } else if (seg.has(kFlagFin)) {
+    tcb.ack_now = true;  // out of order or repeated FIN: ACK what we have
+  }
+
+  // The application last: it may send, close or abort from its callbacks.
+  if (tcb.app != nullptr && !tcb.read_closed && tcb.rcv.readable() > readable_before) {
+    tcb.app->on_readable(*this, h);
+    if (get(h) == nullptr) return;
+  }
+  if (fin_now && tcb.app != nullptr) {
+    tcb.app->on_peer_closed(*this, h);
+    if (get(h) == nullptr) return;
+  }
+  if (writable && tcb.app != nullptr) {
+    tcb.want_writable = false;
+    tcb.app->on_writable(*this, h);
+    if (get(h) == nullptr) return;
+  }
+  output(tcb, now_us);
+  if (tcb.state == State::time_wait) {
+    detach_buffers_if_idle(tcb);
+  } else if (tcb.snd.empty() && tcb.rcv.readable() == 0) {
+    detach_buffers_if_idle(tcb);
+  }
+}
+
+}  // namespace mtlsgw::net::tcp

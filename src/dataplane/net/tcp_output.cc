@@ -1,0 +1,389 @@
+// Segment departure: what to send, when, and how it is built (RFC 9293 3.8,
+// RFC 5681/6582/6675 for what congestion and loss allow).
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/net/ethernet.h"
+#include "dataplane/net/interface.h"
+#include "dataplane/net/tcp_seq.h"
+#include "dataplane/net/tcp_stack.h"
+
+namespace mtlsgw::net::tcp {
+namespace {
+
+constexpr uint16_t kHeadersBeforeTcp = ethernet::kHeaderLen + ipv4::kMinHeaderLen;
+
+}  // namespace
+
+uint32_t TcpStack::ts_clock(uint64_t now_us) const noexcept {
+  // RFC 7323 5.4: a clock between 1 ms and 1 s per tick; 1 ms keeps RTT
+  // samples from timestamps precise enough for the RTO.
+  return static_cast<uint32_t>(now_us / 1000);
+}
+
+uint32_t TcpStack::receive_window(const Tcb& tcb) const noexcept {
+  if (tcb.rcv_buffer != UINT32_MAX) return tcb.rcv.free_space();
+  // No buffer yet: the one we would take on the first byte.
+  return free_buffers_.empty() ? 0 : config_.buffer_size - 1;
+}
+
+bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_us,
+                            uint32_t* sent_len) noexcept {
+  if (sent_len != nullptr) *sent_len = 0;
+  Interface& iface = *tcb.iface;
+  Frame frame;
+  if (!iface.io().alloc(frame)) {
+    iface.counters().drop(DropReason::tx_no_buffer);
+    return false;
+  }
+  const bool syn = (flags & kFlagSyn) != 0;
+  Options options;
+  if (syn) {
+    options.mss = config_.mss;
+    // Active opens offer everything; a passive one answers what was offered
+    // (RFC 7323 1.3, RFC 2018 2).
+    const bool offer_all = !tcb.passive;
+    if (offer_all || tcb.wscale_ok) {
+      options.has_window_scale = true;
+      options.window_scale = tcb.rcv_wscale;
+    }
+    options.sack_permitted = offer_all || tcb.sack_ok;
+    if (offer_all || tcb.ts_ok) {
+      options.has_timestamps = true;
+      options.ts_value = ts_clock(now_us);
+      options.ts_echo = tcb.passive ? tcb.ts_recent : 0;
+    }
+  } else {
+    if (tcb.ts_ok) {
+      options.has_timestamps = true;
+      options.ts_value = ts_clock(now_us);
+      options.ts_echo = tcb.ts_recent;
+    }
+    if (tcb.sack_ok && (flags & kFlagAck) != 0 && tcb.rcv_buffer != UINT32_MAX &&
+        tcb.rcv.out_of_order_bytes() != 0) {
+      uint32_t ranges[kMaxSackBlocks][2];
+      const uint8_t n = tcb.rcv.sack_ranges(ranges, kMaxSackBlocks);
+      for (uint8_t i = 0; i < n; ++i) {
+        options.sack[i] = SackBlock{tcb.rcv_nxt + ranges[i][0], tcb.rcv_nxt + ranges[i][1]};
+      }
+      options.sack_count = n;
+    }
+  }
+  const uint16_t header_len = static_cast<uint16_t>(kMinHeaderLen + options_length(options));
+  // RFC 6691: the MSS counts payload only; options come out of it.
+  const uint32_t max_payload = tcb.smss > header_len - kMinHeaderLen
+                                   ? tcb.smss - (header_len - kMinHeaderLen)
+                                   : 1;
+  if (len > max_payload) {
+    len = max_payload;
+    flags &= static_cast<uint8_t>(~kFlagFin);  // the FIN follows the last byte
+  }
+  const uint16_t tcp_len = static_cast<uint16_t>(header_len + len);
+  if (!frame.append(static_cast<uint16_t>(kHeadersBeforeTcp + tcp_len))) {
+    iface.drop(frame, DropReason::tx_no_buffer);
+    return false;
+  }
+  uint8_t* const ip = frame.data + ethernet::kHeaderLen;
+  uint8_t* const segment = ip + ipv4::kMinHeaderLen;
+
+  uint32_t window = receive_window(tcb);
+  // Never shrink the window we already offered (RFC 9293 3.8.6.2.2).
+  if (seq_lt(tcb.rcv_nxt + window, tcb.rcv_adv)) window = tcb.rcv_adv - tcb.rcv_nxt;
+  const uint32_t field = syn ? std::min<uint32_t>(window, 0xffff)  // RFC 7323 2.2: SYNs unscaled
+                             : std::min<uint32_t>(window >> tcb.rcv_wscale, 0xffff);
+  HeaderFields fields;
+  fields.src_port = tcb.tuple.local_port;
+  fields.dst_port = tcb.tuple.remote_port;
+  fields.seq = seq;
+  fields.ack = (flags & kFlagAck) != 0 ? tcb.rcv_nxt : 0;
+  fields.flags = flags;
+  fields.window = static_cast<uint16_t>(field);
+  write_header(segment, fields, options);
+  if (len != 0) {
+    // Data offset: byte 0 of the send buffer is SND.UNA (the SYN is acked
+    // before any data goes out).
+    tcb.snd.copy_out(seq - tcb.snd_una, segment + header_len, len);
+  }
+  write_checksum(segment, tcp_len, tcb.tuple.local_ip, tcb.tuple.remote_ip);
+  ipv4::write_header(ip, tcb.tuple.local_ip, tcb.tuple.remote_ip, ipv4::kProtocolTcp, tcp_len, 0);
+
+  const uint32_t seg_len = len + (syn ? 1 : 0) + ((flags & kFlagFin) != 0 ? 1 : 0);
+  counters_.segments_out.add();
+  counters_.bytes_out.add(len);
+  if (seg_len != 0 && seq_lt(seq, tcb.snd_max)) counters_.retransmitted_segments.add();
+  if ((flags & kFlagAck) != 0) {
+    tcb.last_ack_sent = tcb.rcv_nxt;
+    tcb.ack_now = false;
+    tcb.unacked_full_segments = 0;
+    cancel(tcb.delayed_ack_timer);
+    const uint32_t advertised = syn ? field : field << tcb.rcv_wscale;
+    if (seq_gt(tcb.rcv_nxt + advertised, tcb.rcv_adv)) tcb.rcv_adv = tcb.rcv_nxt + advertised;
+  }
+  if (seg_len != 0) {
+    // Karn's algorithm: only time new data, never a retransmission
+    // (RFC 6298 3); with timestamps every ACK gives a sample instead.
+    if (!tcb.ts_ok && !tcb.rtt_timing && seq == tcb.snd_max) {
+      tcb.rtt_timing = true;
+      tcb.rtt_seq = seq;
+      tcb.rtt_start_us = now_us;
+    }
+    if (seq_gt(seq + seg_len, tcb.snd_max)) tcb.snd_max = seq + seg_len;
+    if (!tcb.retransmit_timer.node.armed()) restart_retransmit_timer(tcb);
+  }
+  tcb.last_sent_us = now_us;
+  if (sent_len != nullptr) *sent_len = len;
+  iface.output_ipv4(frame, tcb.tuple.remote_ip, now_us);
+  return true;
+}
+
+void TcpStack::restart_retransmit_timer(Tcb& tcb) noexcept {
+  schedule(tcb.retransmit_timer, now_us_ + tcb.rtt.rto_us());
+}
+
+void TcpStack::send_ack_now(Tcb& tcb, uint64_t now_us) noexcept {
+  if (tcb.state == State::syn_received) {
+    // Our "ACK" in SYN-RECEIVED is the SYN-ACK again.
+    send_segment(tcb, tcb.iss, 0, kFlagSyn | kFlagAck, now_us);
+    return;
+  }
+  send_segment(tcb, tcb.snd_max, 0, kFlagAck, now_us);
+}
+
+void TcpStack::schedule_ack(Tcb& tcb, bool full_segment, uint64_t now_us) noexcept {
+  // RFC 9293 3.8.6.3 / RFC 5681 4.2: ACK at least every second full-size
+  // segment, otherwise within the delayed-ACK timeout.
+  if (full_segment && ++tcb.unacked_full_segments >= 2) {
+    tcb.ack_now = true;
+    return;
+  }
+  if (!tcb.delayed_ack_timer.node.armed()) schedule(tcb.delayed_ack_timer, now_us + config_.delayed_ack_us);
+  if (!full_segment) tcb.unacked_full_segments = std::max<uint8_t>(tcb.unacked_full_segments, 1);
+}
+
+void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
+  switch (tcb.state) {
+    case State::established:
+    case State::close_wait:
+    case State::fin_wait_1:
+    case State::closing:
+    case State::last_ack:
+      break;
+    default:
+      if (tcb.ack_now && tcb.state != State::closed && tcb.state != State::syn_sent) send_ack_now(tcb, now_us);
+      return;
+  }
+  const uint32_t data_end = tcb.snd_una + tcb.snd.size();
+  const bool fin_pending = tcb.fin_queued && !tcb.fin_acked;
+  bool sent_any = false;
+
+  // RFC 6675 5 (SACK loss recovery): retransmit what the scoreboard calls
+  // lost, first, while the pipe leaves room in cwnd.
+  if (tcb.in_recovery && tcb.sack_ok) {
+    for (int guard = 0; guard < 64; ++guard) {
+      // RFC 6675 4 "pipe": what is neither SACKed nor lost, plus what we
+      // retransmitted during this recovery and is not yet acknowledged.
+      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.smss) +
+                            tcb.retransmitted_in_flight;
+      if (pipe >= tcb.cc.cwnd()) break;
+      const uint32_t from = seq_gt(tcb.high_rxt, tcb.snd_una) ? tcb.high_rxt - tcb.snd_una : 0;
+      auto [offset, hole] = tcb.scoreboard.next_hole(from);
+      if (hole == 0 || !tcb.scoreboard.is_lost(offset, tcb.smss)) break;
+      const uint32_t seq = tcb.snd_una + offset;
+      const uint32_t len = std::min<uint32_t>(hole, tcb.snd.size() > offset ? tcb.snd.size() - offset : 0);
+      if (len == 0) break;
+      uint32_t sent = 0;
+      if (!send_segment(tcb, seq, len, kFlagAck, now_us, &sent)) break;
+      tcb.high_rxt = seq + sent;
+      tcb.retransmitted_in_flight += sent;
+      sent_any = true;
+    }
+  }
+
+  // New data (and the FIN) within min(cwnd, peer window).
+  for (int guard = 0; guard < 256; ++guard) {
+    if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
+    const uint32_t unsent = seq_lt(tcb.snd_nxt, data_end) ? data_end - tcb.snd_nxt : 0;
+    const bool fin_now = fin_pending && unsent == 0 && tcb.snd_nxt == data_end;
+    if (unsent == 0 && !fin_now) break;
+    const uint32_t window = std::min(tcb.snd_wnd, tcb.cc.cwnd());
+    const uint32_t in_flight = tcb.snd_nxt - tcb.snd_una;
+    const uint32_t room = window > in_flight ? window - in_flight : 0;
+    uint32_t len = std::min(unsent, room);
+    if (unsent != 0) {
+      if (len == 0) break;  // window closed: the persist timer probes
+      // Sender SWS avoidance without Nagle (RFC 9293 3.8.6.2.1): full
+      // segments, or the tail of what is queued, or half the largest window
+      // the peer ever offered. Latency matters more than tinygrams here.
+      if (len < tcb.smss && len < unsent && len < tcb.max_snd_wnd / 2) break;
+    }
+    uint8_t flags = kFlagAck;
+    if (len == unsent && fin_pending && len <= tcb.smss) flags |= kFlagFin;
+    if (len != 0 && len == unsent) flags |= kFlagPsh;
+    // send_segment trims len to one segment (and then leaves the FIN off).
+    uint32_t sent = 0;
+    if (!send_segment(tcb, tcb.snd_nxt, len, flags, now_us, &sent)) break;
+    tcb.snd_nxt += sent;
+    const bool fin_sent = (flags & kFlagFin) != 0 && sent == len;
+    if (fin_sent) {
+      tcb.snd_nxt += 1;
+      if (tcb.state == State::established) set_state(tcb, State::fin_wait_1);
+      else if (tcb.state == State::close_wait) set_state(tcb, State::last_ack);
+    }
+    sent_any = true;
+    if (fin_sent) break;
+  }
+
+  // A closed window with data waiting: probe it (RFC 9293 3.8.6.1).
+  if (!sent_any && tcb.snd.size() != 0 && tcb.snd_wnd == 0 && !tcb.retransmit_timer.node.armed()) {
+    restart_retransmit_timer(tcb);
+  }
+  if (tcb.ack_now) send_ack_now(tcb, now_us);
+}
+
+void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
+  counters_.rto_expirations.add();
+  switch (tcb.state) {
+    case State::syn_sent:
+    case State::syn_received:
+      if (++tcb.retries > config_.max_syn_retries) {
+        finish(tcb, CloseReason::timed_out);
+        return;
+      }
+      tcb.rtt.backoff();
+      send_segment(tcb, tcb.iss, 0, tcb.state == State::syn_sent ? kFlagSyn : kFlagSyn | kFlagAck,
+                   now_us);
+      restart_retransmit_timer(tcb);
+      return;
+    case State::closed:
+    case State::time_wait:
+    case State::fin_wait_2:
+    case State::close_wait:
+      if (tcb.snd_una == tcb.snd_max && tcb.snd.size() == 0) return;
+      break;
+    default:
+      break;
+  }
+  if (tcb.snd_una == tcb.snd_max && tcb.snd.size() != 0 && tcb.snd_wnd == 0) {
+    // Zero-window probe: an out-of-window ACK (SEG.SEQ = SND.UNA - 1) makes
+    // the peer answer with its current window; probing continues as long as
+    // the peer answers (RFC 9293 3.8.6.1), with exponential backoff.
+    counters_.zero_window_probes.add();
+    send_segment(tcb, tcb.snd_una - 1, 0, kFlagAck, now_us);
+    tcb.rtt.backoff();
+    restart_retransmit_timer(tcb);
+    return;
+  }
+  if (tcb.snd_una == tcb.snd_max) return;
+  if (++tcb.retries > config_.max_retries) {
+    send_reset(tcb);
+    finish(tcb, CloseReason::timed_out);
+    return;
+  }
+  // RFC 6298 5.4-5.6 and RFC 5681 3.1: back off, restart from SND.UNA with
+  // a loss window.
+  tcb.cc.on_rto(tcb.flight_size(), now_us);
+  tcb.rtt.backoff();
+  tcb.rtt_timing = false;
+  tcb.in_recovery = false;
+  tcb.dupacks = 0;
+  tcb.recover = tcb.snd_max;
+  // RFC 2018 8 / RFC 6675 5.1: after a timeout the SACK information may be
+  // stale (a reneging receiver); start over from SND.UNA.
+  tcb.scoreboard.reset();
+  tcb.high_rxt = tcb.snd_una;
+  tcb.snd_nxt = tcb.snd_una;
+  restart_retransmit_timer(tcb);
+  output(tcb, now_us);
+}
+
+void TcpStack::send_reset(Tcb& tcb) noexcept {
+  // RFC 9293 3.10.4 (ABORT): <SEQ=SND.NXT><CTL=RST>.
+  counters_.resets_sent.add();
+  send_segment(tcb, tcb.snd_max, 0, kFlagRst, now_us_);
+}
+
+void TcpStack::send_reset_for(Interface& iface, const ipv4::Header& ip, const Segment& seg) noexcept {
+  if (seg.has(kFlagRst)) return;  // never answer a reset (RFC 9293 3.10.7.1)
+  Frame frame;
+  if (!iface.io().alloc(frame)) {
+    iface.counters().drop(DropReason::tx_no_buffer);
+    return;
+  }
+  if (!frame.append(kHeadersBeforeTcp + kMinHeaderLen)) {
+    iface.drop(frame, DropReason::tx_no_buffer);
+    return;
+  }
+  HeaderFields fields;
+  fields.src_port = seg.dst_port;
+  fields.dst_port = seg.src_port;
+  fields.window = 0;
+  if (seg.has(kFlagAck)) {
+    fields.seq = seg.ack;
+    fields.ack = 0;
+    fields.flags = kFlagRst;
+  } else {
+    fields.seq = 0;
+    fields.ack = seg.seq + seg.seg_len();
+    fields.flags = kFlagRst | kFlagAck;
+  }
+  uint8_t* const ip_header = frame.data + ethernet::kHeaderLen;
+  uint8_t* const segment = ip_header + ipv4::kMinHeaderLen;
+  write_header(segment, fields, Options{});
+  write_checksum(segment, kMinHeaderLen, ip.dst, ip.src);
+  ipv4::write_header(ip_header, ip.dst, ip.src, ipv4::kProtocolTcp, kMinHeaderLen, 0);
+  counters_.resets_sent.add();
+  counters_.segments_out.add();
+  iface.output_ipv4(frame, ip.src, now_us_);
+}
+
+void TcpStack::send_cookie_syn_ack(Interface& iface, const ipv4::Header& ip, const Segment& seg,
+                                   uint64_t now_us) noexcept {
+  Frame frame;
+  if (!iface.io().alloc(frame)) {
+    iface.counters().drop(DropReason::tx_no_buffer);
+    return;
+  }
+  const FourTuple tuple{ip.dst, seg.dst_port, ip.src, seg.src_port};
+  Options options;
+  options.mss = config_.mss;
+  const uint8_t our_shift = window_shift_for(config_.buffer_size);
+  if (seg.options.has_window_scale) {
+    options.has_window_scale = true;
+    options.window_scale = our_shift;
+  }
+  // Without timestamps there is nowhere to remember window scaling or SACK
+  // (RFC 4987 3.6: cookies lose options): both are then left out.
+  if (seg.options.has_timestamps) {
+    options.has_timestamps = true;
+    options.sack_permitted = seg.options.sack_permitted;
+    options.ts_value = cookies_.encode_ts(ts_clock(now_us),
+                                          seg.options.has_window_scale ? seg.options.window_scale : 15,
+                                          seg.options.sack_permitted);
+    options.ts_echo = seg.options.ts_value;
+  } else {
+    options.has_window_scale = false;
+  }
+  const uint16_t header_len = static_cast<uint16_t>(kMinHeaderLen + options_length(options));
+  if (!frame.append(static_cast<uint16_t>(kHeadersBeforeTcp + header_len))) {
+    iface.drop(frame, DropReason::tx_no_buffer);
+    return;
+  }
+  HeaderFields fields;
+  fields.src_port = seg.dst_port;
+  fields.dst_port = seg.src_port;
+  fields.seq = cookies_.make(tuple, seg.seq, seg.options.mss, now_us);
+  fields.ack = seg.seq + 1;
+  fields.flags = kFlagSyn | kFlagAck;
+  fields.window = static_cast<uint16_t>(std::min<uint32_t>(config_.buffer_size - 1, 0xffff));
+  uint8_t* const ip_header = frame.data + ethernet::kHeaderLen;
+  uint8_t* const segment = ip_header + ipv4::kMinHeaderLen;
+  write_header(segment, fields, options);
+  write_checksum(segment, header_len, ip.dst, ip.src);
+  ipv4::write_header(ip_header, ip.dst, ip.src, ipv4::kProtocolTcp, header_len, 0);
+  counters_.syn_cookies_sent.add();
+  counters_.segments_out.add();
+  iface.output_ipv4(frame, ip.src, now_us);
+}
+
+}  // namespace mtlsgw::net::tcp

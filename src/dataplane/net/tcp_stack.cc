@@ -1,0 +1,477 @@
+#include "dataplane/net/tcp_stack.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "dataplane/net/interface.h"
+
+namespace mtlsgw::net::tcp {
+
+const char* name_of(State state) noexcept {
+  switch (state) {
+    case State::closed: return "closed";
+    case State::syn_sent: return "syn_sent";
+    case State::syn_received: return "syn_received";
+    case State::established: return "established";
+    case State::fin_wait_1: return "fin_wait_1";
+    case State::fin_wait_2: return "fin_wait_2";
+    case State::close_wait: return "close_wait";
+    case State::closing: return "closing";
+    case State::last_ack: return "last_ack";
+    case State::time_wait: return "time_wait";
+  }
+  return "?";
+}
+
+const char* name_of(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::closed: return "closed";
+    case CloseReason::reset_by_peer: return "reset_by_peer";
+    case CloseReason::aborted: return "aborted";
+    case CloseReason::timed_out: return "timed_out";
+    case CloseReason::refused: return "refused";
+    case CloseReason::unreachable: return "unreachable";
+  }
+  return "?";
+}
+
+TcpStack::TcpStack(const TcpConfig& config, const SipKey& key, uint64_t now_us)
+    : config_(config),
+      isn_(key),
+      ports_(key),
+      cookies_(key),
+      tcbs_(config.max_connections),
+      table_(config.max_connections),
+      buffer_storage_(new uint8_t[size_t{config.buffer_pool} * config.buffer_size]),
+      wheel_(now_us),
+      now_us_(now_us) {
+  free_tcbs_.reserve(config.max_connections);
+  for (uint32_t i = config.max_connections; i > 0; --i) {
+    const uint32_t index = i - 1;
+    free_tcbs_.push_back(index);
+    Tcb& tcb = tcbs_[index];
+    tcb.retransmit_timer = {{}, index, TimerKind::retransmit};
+    tcb.delayed_ack_timer = {{}, index, TimerKind::delayed_ack};
+    tcb.keepalive_timer = {{}, index, TimerKind::keepalive};
+    tcb.linger_timer = {{}, index, TimerKind::linger};
+  }
+  free_buffers_.reserve(config.buffer_pool);
+  for (uint32_t i = config.buffer_pool; i > 0; --i) free_buffers_.push_back(i - 1);
+  output_pending_.reserve(config.max_connections);
+}
+
+TcpStack::~TcpStack() = default;
+
+// --- handles ---------------------------------------------------------------
+
+Tcb* TcpStack::get(ConnHandle h) noexcept {
+  if (h.index >= tcbs_.size()) return nullptr;
+  Tcb& tcb = tcbs_[h.index];
+  return tcb.in_use && tcb.generation == h.generation ? &tcb : nullptr;
+}
+
+const Tcb* TcpStack::get(ConnHandle h) const noexcept {
+  return const_cast<TcpStack*>(this)->get(h);
+}
+
+ConnHandle TcpStack::handle_of(const Tcb& tcb) const noexcept {
+  return ConnHandle{static_cast<uint32_t>(&tcb - tcbs_.data()), tcb.generation};
+}
+
+// --- allocation --------------------------------------------------------------
+
+Tcb* TcpStack::allocate(const FourTuple& tuple, Interface& iface, TcpApp* app,
+                        uint64_t now_us) noexcept {
+  if (free_tcbs_.empty()) return nullptr;
+  const uint32_t index = free_tcbs_.back();
+  if (!table_.insert(tuple, index)) return nullptr;
+  free_tcbs_.pop_back();
+  Tcb& tcb = tcbs_[index];
+  const uint32_t generation = tcb.generation;
+  const Tcb::Timer timers[4] = {tcb.retransmit_timer, tcb.delayed_ack_timer, tcb.keepalive_timer,
+                                tcb.linger_timer};
+  tcb = Tcb{};
+  tcb.generation = generation;
+  tcb.retransmit_timer = timers[0];
+  tcb.delayed_ack_timer = timers[1];
+  tcb.keepalive_timer = timers[2];
+  tcb.linger_timer = timers[3];
+  tcb.in_use = true;
+  tcb.tuple = tuple;
+  tcb.iface = &iface;
+  tcb.app = app;
+  tcb.rtt = RttEstimator(config_.min_rto_us, config_.max_rto_us, config_.initial_rto_us);
+  tcb.smss = 536;
+  tcb.cc = CongestionControl(config_.congestion, tcb.smss);
+  tcb.last_received_us = now_us;
+  ++used_;
+  return &tcb;
+}
+
+void TcpStack::release(Tcb& tcb) noexcept {
+  cancel_all_timers(tcb);
+  set_state(tcb, State::closed);
+  if (tcb.snd_buffer != UINT32_MAX) free_buffers_.push_back(tcb.snd_buffer);
+  if (tcb.rcv_buffer != UINT32_MAX) free_buffers_.push_back(tcb.rcv_buffer);
+  tcb.snd_buffer = tcb.rcv_buffer = UINT32_MAX;
+  table_.erase(tcb.tuple);
+  tcb.in_use = false;
+  // A new generation: every handle to this slot is stale from now on.
+  ++tcb.generation;
+  free_tcbs_.push_back(static_cast<uint32_t>(&tcb - tcbs_.data()));
+  --used_;
+}
+
+void TcpStack::set_state(Tcb& tcb, State state) noexcept {
+  if (tcb.state == state) return;
+  if (tcb.state == State::syn_received) --half_open_;
+  if (state == State::syn_received) ++half_open_;
+  // The gauges count live connections: CLOSED is a TCB being set up or torn
+  // down, not a state anybody asks about.
+  if (tcb.state != State::closed) {
+    Counter& from = counters_.connections_by_state[static_cast<size_t>(tcb.state)];
+    from.set(from.get() - 1);
+  }
+  if (state != State::closed) counters_.connections_by_state[static_cast<size_t>(state)].add();
+  tcb.state = state;
+}
+
+void TcpStack::finish(Tcb& tcb, CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::closed: counters_.connections_closed.add(); break;
+    case CloseReason::timed_out: counters_.connections_timed_out.add(); break;
+    default: counters_.connections_reset.add(); break;
+  }
+  const ConnHandle h = handle_of(tcb);
+  TcpApp* app = tcb.app;
+  // A passive connection the application never saw (still in SYN-RECEIVED)
+  // ends silently.
+  const bool tell = app != nullptr && !tcb.close_notified && tcb.state != State::syn_received;
+  tcb.close_notified = true;
+  release(tcb);
+  if (tell) app->on_closed(*this, h, reason);
+}
+
+// --- buffers -------------------------------------------------------------
+
+bool TcpStack::attach_send_buffer(Tcb& tcb) noexcept {
+  if (tcb.snd_buffer != UINT32_MAX) return true;
+  if (free_buffers_.empty()) {
+    counters_.buffer_pool_exhausted.add();
+    return false;
+  }
+  tcb.snd_buffer = free_buffers_.back();
+  free_buffers_.pop_back();
+  tcb.snd.attach(buffer_storage_.get() + size_t{tcb.snd_buffer} * config_.buffer_size,
+                 config_.buffer_size);
+  return true;
+}
+
+bool TcpStack::attach_receive_buffer(Tcb& tcb) noexcept {
+  if (tcb.rcv_buffer != UINT32_MAX) return true;
+  if (free_buffers_.empty()) {
+    counters_.buffer_pool_exhausted.add();
+    return false;
+  }
+  tcb.rcv_buffer = free_buffers_.back();
+  free_buffers_.pop_back();
+  tcb.rcv.attach(buffer_storage_.get() + size_t{tcb.rcv_buffer} * config_.buffer_size,
+                 config_.buffer_size);
+  return true;
+}
+
+// An idle connection gives its buffers back to the pool, so what it costs is
+// its TCB alone (issue 5: <= 8 KiB per idle connection).
+void TcpStack::detach_buffers_if_idle(Tcb& tcb) noexcept {
+  if (tcb.snd_buffer != UINT32_MAX && tcb.snd.empty()) {
+    free_buffers_.push_back(tcb.snd_buffer);
+    tcb.snd_buffer = UINT32_MAX;
+    tcb.snd.attach(nullptr, 0);
+  }
+  if (tcb.rcv_buffer != UINT32_MAX && tcb.rcv.readable() == 0 &&
+      tcb.rcv.out_of_order_bytes() == 0) {
+    free_buffers_.push_back(tcb.rcv_buffer);
+    tcb.rcv_buffer = UINT32_MAX;
+    tcb.rcv.attach(nullptr, 0);
+  }
+}
+
+// --- timers --------------------------------------------------------------
+
+void TcpStack::schedule(Tcb::Timer& timer, uint64_t at_us) noexcept { wheel_.schedule(timer.node, at_us); }
+
+void TcpStack::cancel(Tcb::Timer& timer) noexcept { wheel_.cancel(timer.node); }
+
+void TcpStack::cancel_all_timers(Tcb& tcb) noexcept {
+  cancel(tcb.retransmit_timer);
+  cancel(tcb.delayed_ack_timer);
+  cancel(tcb.keepalive_timer);
+  cancel(tcb.linger_timer);
+}
+
+void TcpStack::poll(uint64_t now_us) noexcept {
+  now_us_ = now_us;
+  wheel_.advance(now_us, [this, now_us](dataplane::TimerNode& node) {
+    // Timer is standard-layout with the node first.
+    on_timer(*reinterpret_cast<Tcb::Timer*>(&node), now_us);
+  });
+  // Output requested by application calls made outside the receive path.
+  for (size_t i = 0; i < output_pending_.size(); ++i) {
+    Tcb& tcb = tcbs_[output_pending_[i]];
+    tcb.output_marked = false;
+    if (tcb.in_use) output(tcb, now_us);
+  }
+  output_pending_.clear();
+}
+
+void TcpStack::on_timer(Tcb::Timer& timer, uint64_t now_us) noexcept {
+  Tcb& tcb = tcbs_[timer.tcb];
+  if (!tcb.in_use) return;
+  switch (timer.kind) {
+    case TimerKind::retransmit:
+      retransmit_timeout(tcb, now_us);
+      return;
+    case TimerKind::delayed_ack:
+      if (tcb.ack_now || tcb.unacked_full_segments != 0) {
+        counters_.delayed_acks.add();
+        send_ack_now(tcb, now_us);
+      }
+      return;
+    case TimerKind::keepalive: {
+      // RFC 1122 4.2.3.6: probe an idle connection, give up after the probes.
+      if (now_us - tcb.last_received_us < config_.keepalive_idle_us) {
+        schedule(tcb.keepalive_timer, tcb.last_received_us + config_.keepalive_idle_us);
+        return;
+      }
+      if (tcb.keepalive_probes_sent >= config_.keepalive_probes) {
+        send_reset(tcb);
+        finish(tcb, CloseReason::timed_out);
+        return;
+      }
+      ++tcb.keepalive_probes_sent;
+      counters_.keepalive_probes.add();
+      // SEG.SEQ = SND.NXT - 1 elicits an ACK (RFC 9293 3.8.4).
+      send_segment(tcb, tcb.snd_nxt - 1, 0, kFlagAck, now_us);
+      schedule(tcb.keepalive_timer, now_us + config_.keepalive_interval_us);
+      return;
+    }
+    case TimerKind::linger:
+      switch (tcb.state) {
+        case State::time_wait:
+          finish(tcb, CloseReason::closed);
+          return;
+        case State::fin_wait_2:
+          // The peer never closed: Linux's tcp_fin_timeout behaviour.
+          send_reset(tcb);
+          finish(tcb, CloseReason::timed_out);
+          return;
+        default:
+          return;
+      }
+  }
+}
+
+// --- listeners and opens ---------------------------------------------------
+
+const TcpStack::Listener* TcpStack::find_listener(uint16_t port) const noexcept {
+  for (const Listener& l : listeners_) {
+    if (l.port == port) return &l;
+  }
+  return nullptr;
+}
+
+bool TcpStack::listen(uint16_t port, TcpApp* app) {
+  if (port == 0 || app == nullptr || find_listener(port) != nullptr) return false;
+  listeners_.push_back(Listener{port, app});
+  return true;
+}
+
+void TcpStack::set_port_filter(PortFilter filter, void* context) noexcept {
+  port_filter_ = filter;
+  port_filter_context_ = context;
+}
+
+ConnHandle TcpStack::connect(Interface& iface, Ipv4Address remote_ip, uint16_t remote_port,
+                             TcpApp* app, uint64_t now_us) noexcept {
+  const Ipv4Address local_ip = iface.config().address.address;
+  FourTuple tuple{local_ip, 0, remote_ip, remote_port};
+  const uint16_t port = ports_.select(local_ip, remote_ip, remote_port, [&](uint16_t candidate) {
+    FourTuple t = tuple;
+    t.local_port = candidate;
+    if (table_.find(t) != FlatIndex<FourTuple, TupleHash>::kNone) return false;
+    if (find_listener(candidate) != nullptr) return false;
+    return port_filter_ == nullptr || port_filter_(port_filter_context_, t);
+  });
+  if (port == 0) return ConnHandle{};
+  tuple.local_port = port;
+  Tcb* tcb = allocate(tuple, iface, app, now_us);
+  if (tcb == nullptr) return ConnHandle{};
+  counters_.active_opens.add();
+  tcb->passive = false;
+  tcb->iss = isn_.next(tuple, now_us);
+  tcb->snd_una = tcb->iss;
+  tcb->snd_nxt = tcb->iss;
+  tcb->snd_max = tcb->iss;
+  // The shift we offer in our SYN is the one we use if the peer agrees.
+  tcb->rcv_wscale = window_shift_for(config_.buffer_size);
+  set_state(*tcb, State::syn_sent);
+  send_segment(*tcb, tcb->iss, 0, kFlagSyn, now_us);
+  return handle_of(*tcb);
+}
+
+// --- application calls -----------------------------------------------------
+
+void TcpStack::mark_output(Tcb& tcb) noexcept {
+  if (tcb.output_marked) return;
+  tcb.output_marked = true;
+  output_pending_.push_back(static_cast<uint32_t>(&tcb - tcbs_.data()));
+}
+
+uint32_t TcpStack::send(ConnHandle h, const uint8_t* data, uint32_t len) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr || tcb->fin_queued) return 0;
+  switch (tcb->state) {
+    case State::syn_sent:
+    case State::syn_received:
+    case State::established:
+    case State::close_wait:
+      break;
+    default:
+      return 0;
+  }
+  if (!attach_send_buffer(*tcb)) {
+    tcb->want_writable = true;
+    return 0;
+  }
+  const uint32_t taken = tcb->snd.write(data, len);
+  if (taken < len) tcb->want_writable = true;
+  if (taken != 0) mark_output(*tcb);
+  return taken;
+}
+
+uint32_t TcpStack::send_space(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  if (tcb == nullptr || tcb->fin_queued) return 0;
+  const uint32_t space = tcb->snd_buffer == UINT32_MAX ? config_.buffer_size : tcb->snd.free_space();
+  if (space == 0) tcb->want_writable = true;
+  return space;
+}
+
+uint32_t TcpStack::unsent_bytes(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  if (tcb == nullptr) return 0;
+  return tcb->snd.size();
+}
+
+uint32_t TcpStack::readable(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  return tcb == nullptr ? 0 : tcb->rcv.readable();
+}
+
+uint32_t TcpStack::read(ConnHandle h, uint8_t* out, uint32_t len) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr) return 0;
+  const uint32_t window_before = receive_window(*tcb);
+  const uint32_t n = tcb->rcv.read(out, len);
+  // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): announce the opened window
+  // once it grew by a full segment or half the buffer.
+  if (n != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
+    tcb->ack_now = true;
+    mark_output(*tcb);
+  }
+  return n;
+}
+
+ReceiveBuffer::Spans TcpStack::peek(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  if (tcb == nullptr) return ReceiveBuffer::Spans{{nullptr, nullptr}, {0, 0}};
+  return tcb->rcv.peek();
+}
+
+void TcpStack::consume(ConnHandle h, uint32_t len) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr) return;
+  const uint32_t window_before = receive_window(*tcb);
+  tcb->rcv.consume(len);
+  if (len != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
+    tcb->ack_now = true;
+    mark_output(*tcb);
+  }
+}
+
+void TcpStack::shutdown(ConnHandle h) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr || tcb->fin_queued) return;
+  switch (tcb->state) {
+    case State::syn_sent:
+      // Nothing was ever sent to the peer: just forget the attempt.
+      finish(*tcb, CloseReason::closed);
+      return;
+    case State::syn_received:
+    case State::established:
+    case State::close_wait:
+      tcb->fin_queued = true;
+      mark_output(*tcb);
+      return;
+    default:
+      return;
+  }
+}
+
+void TcpStack::close(ConnHandle h) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr) return;
+  tcb->read_closed = true;
+  // RFC 2525 2.17: closing with unread data loses it; tell the peer with RST.
+  if (tcb->rcv.readable() != 0) {
+    abort(h);
+    return;
+  }
+  shutdown(h);
+}
+
+void TcpStack::abort(ConnHandle h) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr) return;
+  if (tcb->state != State::syn_sent && tcb->state != State::time_wait) send_reset(*tcb);
+  tcb->close_notified = true;  // the application asked: no callback
+  finish(*tcb, CloseReason::aborted);
+}
+
+void TcpStack::set_user(ConnHandle h, void* user) noexcept {
+  if (Tcb* tcb = get(h)) tcb->user = user;
+}
+
+void* TcpStack::user(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  return tcb == nullptr ? nullptr : tcb->user;
+}
+
+const FourTuple* TcpStack::tuple(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  return tcb == nullptr ? nullptr : &tcb->tuple;
+}
+
+std::string TcpStack::describe(ConnHandle h) const {
+  const Tcb* t = get(h);
+  if (t == nullptr) return "stale handle";
+  return fmt::format(
+      "{} {}:{}->{}:{} una={} nxt={} max={} wnd={} cwnd={} ssthresh={} rto={}us srtt={}us "
+      "flight={} unsent={} rcv_nxt={} rcv_adv={} readable={} ooo={} recovery={} dupacks={} "
+      "retries={} sacked={} ts={} sack={} wscale={}/{} smss={}",
+      name_of(t->state), format_ipv4(t->tuple.local_ip), t->tuple.local_port,
+      format_ipv4(t->tuple.remote_ip), t->tuple.remote_port, t->snd_una - t->iss,
+      t->snd_nxt - t->iss, t->snd_max - t->iss, t->snd_wnd, t->cc.cwnd(), t->cc.ssthresh(),
+      t->rtt.rto_us(), t->rtt.srtt_us(), t->flight_size(), t->snd.size(), t->rcv_nxt - t->irs,
+      t->rcv_adv - t->irs, t->rcv.readable(), t->rcv.out_of_order_bytes(), t->in_recovery,
+      t->dupacks, t->retries, t->scoreboard.sacked_bytes(), t->ts_ok, t->sack_ok, t->snd_wscale,
+      t->rcv_wscale, t->smss);
+}
+
+State TcpStack::state(ConnHandle h) const noexcept {
+  const Tcb* tcb = get(h);
+  return tcb == nullptr ? State::closed : tcb->state;
+}
+
+}  // namespace mtlsgw::net::tcp

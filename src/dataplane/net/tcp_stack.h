@@ -1,0 +1,348 @@
+#pragma once
+// A worker's TCP (RFC 9293): its connection table, listeners, buffer pool and
+// timers. One per worker, never shared: every connection is owned by the
+// worker whose queue its packets reach (see dataplane/worker.cc for the
+// dispatch between workers). The state machine itself lives in
+// tcp_input.cc (segment arrival) and tcp_output.cc (segment departure,
+// retransmission); this file's .cc holds tables, timers and the
+// application-facing calls.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/counter.h"
+#include "common/flat_index.h"
+#include "common/siphash.h"
+#include "dataplane/net/frame.h"
+#include "dataplane/net/ipv4.h"
+#include "dataplane/net/tcp_app.h"
+#include "dataplane/net/tcp_buffers.h"
+#include "dataplane/net/tcp_config.h"
+#include "dataplane/net/tcp_congestion.h"
+#include "dataplane/net/tcp_header.h"
+#include "dataplane/net/tcp_isn.h"
+#include "dataplane/net/tcp_rtt.h"
+#include "dataplane/net/tcp_sack_scoreboard.h"
+#include "dataplane/net/tcp_syn_cookie.h"
+#include "dataplane/net/tcp_tuple.h"
+#include "dataplane/timer_wheel.h"
+
+namespace mtlsgw::net {
+class Interface;
+}
+
+namespace mtlsgw::net::tcp {
+
+// RFC 9293 3.3.2.
+enum class State : uint8_t {
+  closed,
+  syn_sent,
+  syn_received,
+  established,
+  fin_wait_1,
+  fin_wait_2,
+  close_wait,
+  closing,
+  last_ack,
+  time_wait,
+};
+constexpr size_t kStateCount = 10;
+const char* name_of(State state) noexcept;
+
+struct TupleHash {
+  size_t operator()(const FourTuple& t) const noexcept {
+    // Multiplicative mix of the fields: the table is internal (not keyed by
+    // attacker-chosen values alone: local addresses are ours), and the
+    // connection cap bounds any clustering.
+    uint64_t a = (uint64_t{t.remote_ip} << 32) | (uint32_t{t.remote_port} << 16) | t.local_port;
+    uint64_t b = t.local_ip;
+    uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ull)) * 0xC2B2AE3D27D4EB4Full;
+    return static_cast<size_t>(h ^ (h >> 29));
+  }
+};
+
+enum class TimerKind : uint8_t { retransmit, delayed_ack, keepalive, linger };
+
+// The smallest shift that fits a buffer into the 16-bit window field
+// (RFC 7323 2.2).
+constexpr uint8_t window_shift_for(uint32_t buffer) noexcept {
+  uint8_t shift = 0;
+  while (shift < kMaxWindowScale && (buffer >> shift) > 0xffff) ++shift;
+  return shift;
+}
+
+// One connection's state (RFC 9293 3.3.1 "TCB"). Kept in a fixed array; a
+// handle's generation must match to use it.
+struct Tcb {
+  struct Timer {
+    dataplane::TimerNode node;
+    uint32_t tcb = 0;
+    TimerKind kind = TimerKind::retransmit;
+  };
+
+  uint32_t generation = 1;
+  State state = State::closed;
+  bool passive = false;
+  bool in_use = false;
+  FourTuple tuple;
+  Interface* iface = nullptr;
+  TcpApp* app = nullptr;
+
+  // Send sequence space (RFC 9293 3.3.1).
+  uint32_t iss = 0;
+  uint32_t snd_una = 0;
+  uint32_t snd_nxt = 0;
+  uint32_t snd_max = 0;  // highest sequence sent + 1 (snd_nxt rewinds on RTO)
+  uint32_t snd_wnd = 0;  // scaled
+  uint32_t snd_wl1 = 0;
+  uint32_t snd_wl2 = 0;
+  uint32_t max_snd_wnd = 0;  // RFC 5961 5.2
+  uint16_t smss = 536;       // RFC 9293 3.7.1 default without the MSS option
+  uint8_t snd_wscale = 0;    // the peer's shift
+  uint8_t rcv_wscale = 0;    // ours
+
+  // Receive sequence space.
+  uint32_t irs = 0;
+  uint32_t rcv_nxt = 0;
+  uint32_t rcv_adv = 0;  // right edge advertised: never moved left (RFC 9293 3.8.6.2.2)
+
+  // Negotiated options.
+  bool ts_ok = false;
+  bool sack_ok = false;
+  bool wscale_ok = false;
+  uint32_t ts_recent = 0;
+  uint64_t ts_recent_us = 0;
+  uint32_t last_ack_sent = 0;
+
+  SendBuffer snd;
+  ReceiveBuffer rcv;
+  uint32_t snd_buffer = UINT32_MAX;  // pool index, UINT32_MAX: none
+  uint32_t rcv_buffer = UINT32_MAX;
+  SackScoreboard scoreboard;
+
+  // Loss recovery (RFC 6582 NewReno; RFC 6675 with SACK).
+  bool in_recovery = false;
+  uint32_t recover = 0;
+  uint32_t high_rxt = 0;
+  uint32_t retransmitted_in_flight = 0;  // RFC 6675 pipe: retransmitted, not yet acked
+  uint8_t dupacks = 0;
+  uint8_t retries = 0;
+  RttEstimator rtt{};
+  CongestionControl cc{CongestionAlgorithm::newreno, 536};
+  bool rtt_timing = false;  // Karn: a segment is being timed (no timestamps)
+  uint32_t rtt_seq = 0;
+  uint64_t rtt_start_us = 0;
+
+  // Application side.
+  bool fin_queued = false;     // shutdown(): FIN after the queued data
+  bool fin_received = false;
+  bool read_closed = false;    // close(): further data is discarded
+  // send() refused bytes or send_space() said 0: tell on_writable when the
+  // peer's ACKs make room.
+  mutable bool want_writable = false;
+  bool close_notified = false;
+  void* user = nullptr;
+
+  // ACK policy (RFC 9293 3.8.6.3; RFC 5681 4.2).
+  bool ack_now = false;
+  bool output_marked = false;  // queued for TcpStack::poll
+  bool fin_acked = false;
+  uint8_t unacked_full_segments = 0;
+  uint64_t last_received_us = 0;
+  uint64_t last_sent_us = 0;
+  uint8_t keepalive_probes_sent = 0;
+
+  Timer retransmit_timer;
+  Timer delayed_ack_timer;
+  Timer keepalive_timer;
+  Timer linger_timer;  // TIME-WAIT, FIN-WAIT-2 timeout, handshake timeout
+
+  uint32_t flight_size() const noexcept { return snd_max - snd_una; }
+};
+
+// Per-worker TCP counters, written by the owning worker only.
+#define MTLSGW_TCP_COUNTERS(X) \
+  X(segments_in)               \
+  X(segments_out)              \
+  X(bytes_in)                  \
+  X(bytes_out)                 \
+  X(retransmitted_segments)    \
+  X(fast_retransmits)          \
+  X(rto_expirations)           \
+  X(out_of_order_segments)     \
+  X(duplicate_segments)        \
+  X(delayed_acks)              \
+  X(challenge_acks)            \
+  X(resets_sent)               \
+  X(resets_received)           \
+  X(syn_cookies_sent)          \
+  X(syn_cookies_validated)     \
+  X(passive_opens)             \
+  X(active_opens)              \
+  X(connections_closed)        \
+  X(connections_reset)         \
+  X(connections_timed_out)     \
+  X(zero_window_probes)        \
+  X(keepalive_probes)          \
+  X(buffer_pool_exhausted)
+
+struct TcpCounters {
+#define MTLSGW_TCP_FIELD(name) Counter name;
+  MTLSGW_TCP_COUNTERS(MTLSGW_TCP_FIELD)
+#undef MTLSGW_TCP_FIELD
+  std::array<Counter, kStateCount> connections_by_state;
+};
+
+template <typename Fn>
+void for_each_counter(const TcpCounters& c, Fn&& fn) {
+#define MTLSGW_TCP_VISIT(name) fn("tcp_" #name, c.name.get());
+  MTLSGW_TCP_COUNTERS(MTLSGW_TCP_VISIT)
+#undef MTLSGW_TCP_VISIT
+  for (size_t s = 0; s < kStateCount; ++s) fn(name_of(static_cast<State>(s)), c.connections_by_state[s].get());
+}
+
+class TcpStack {
+ public:
+  // Decides whether a local port may be used for an active open towards a
+  // remote: free here AND the reply hashes to this worker (RSS / dispatch).
+  using PortFilter = bool (*)(void* context, const FourTuple& tuple) noexcept;
+  // Offered every segment that matches no connection before it is treated
+  // as a stray: a worker passes segments of flows another worker owns over
+  // to that worker (software dispatch). True: the frame was taken.
+  using ForeignHandler = bool (*)(void* context, Interface& iface, const Frame& frame,
+                                  const FourTuple& tuple) noexcept;
+
+  TcpStack(const TcpConfig& config, const SipKey& key, uint64_t now_us);
+  ~TcpStack();
+  TcpStack(const TcpStack&) = delete;
+  TcpStack& operator=(const TcpStack&) = delete;
+
+  // From ipv4::input: a validated datagram carrying TCP (ownership passes).
+  void input(Interface& iface, Frame frame, const ipv4::Header& ip, uint64_t now_us) noexcept;
+  // Timers; call every poll iteration (cheap when nothing is due).
+  void poll(uint64_t now_us) noexcept;
+
+  // Passive open on every interface. False if the port is taken.
+  bool listen(uint16_t port, TcpApp* app);
+  void set_port_filter(PortFilter filter, void* context) noexcept;
+  void set_foreign_handler(ForeignHandler handler, void* context) noexcept {
+    foreign_ = handler;
+    foreign_context_ = context;
+  }
+  const EphemeralPorts& ephemeral_ports() const noexcept { return ports_; }
+  // Active open; an invalid handle when no TCB or no port can be had.
+  ConnHandle connect(Interface& iface, Ipv4Address remote_ip, uint16_t remote_port, TcpApp* app,
+                     uint64_t now_us) noexcept;
+
+  // Application calls; an invalid or stale handle is a no-op returning 0.
+  uint32_t send(ConnHandle h, const uint8_t* data, uint32_t len) noexcept;
+  uint32_t send_space(ConnHandle h) const noexcept;
+  uint32_t unsent_bytes(ConnHandle h) const noexcept;
+  uint32_t read(ConnHandle h, uint8_t* out, uint32_t len) noexcept;
+  ReceiveBuffer::Spans peek(ConnHandle h) const noexcept;
+  void consume(ConnHandle h, uint32_t len) noexcept;
+  uint32_t readable(ConnHandle h) const noexcept;
+  void shutdown(ConnHandle h) noexcept;  // half-close: FIN after queued data
+  void close(ConnHandle h) noexcept;     // shutdown, and discard what still arrives
+  void abort(ConnHandle h) noexcept;     // RST now
+  void set_user(ConnHandle h, void* user) noexcept;
+  void* user(ConnHandle h) const noexcept;
+  const FourTuple* tuple(ConnHandle h) const noexcept;
+  State state(ConnHandle h) const noexcept;
+
+  // One line of a connection's sequence and window state, for operators
+  // (telemetry) and test failures. Control path: allocates.
+  std::string describe(ConnHandle h) const;
+
+  const TcpCounters& counters() const noexcept { return counters_; }
+  uint64_t now_us() const noexcept { return now_us_; }
+  const TcpConfig& config() const noexcept { return config_; }
+  uint32_t connections() const noexcept { return used_; }
+  uint32_t half_open() const noexcept { return half_open_; }
+
+ private:
+  struct Listener {
+    uint16_t port = 0;
+    TcpApp* app = nullptr;
+  };
+
+  Tcb* get(ConnHandle h) noexcept;
+  const Tcb* get(ConnHandle h) const noexcept;
+  ConnHandle handle_of(const Tcb& tcb) const noexcept;
+  Tcb* allocate(const FourTuple& tuple, Interface& iface, TcpApp* app, uint64_t now_us) noexcept;
+  void release(Tcb& tcb) noexcept;
+  void set_state(Tcb& tcb, State state) noexcept;
+  const Listener* find_listener(uint16_t port) const noexcept;
+  bool attach_send_buffer(Tcb& tcb) noexcept;
+  bool attach_receive_buffer(Tcb& tcb) noexcept;
+  void detach_buffers_if_idle(Tcb& tcb) noexcept;
+  void on_timer(Tcb::Timer& timer, uint64_t now_us) noexcept;
+  void schedule(Tcb::Timer& timer, uint64_t at_us) noexcept;
+  void cancel(Tcb::Timer& timer) noexcept;
+  void cancel_all_timers(Tcb& tcb) noexcept;
+  // Ends the connection: tells the application once, frees the TCB.
+  void finish(Tcb& tcb, CloseReason reason) noexcept;
+
+  // tcp_input.cc: segment arrival (RFC 9293 3.10.7).
+  void listen_input(Interface& iface, const ipv4::Header& ip, const Segment& seg,
+                    const Listener& listener, uint64_t now_us) noexcept;
+  void syn_sent_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  void synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  bool acceptable(const Tcb& tcb, const Segment& seg) const noexcept;
+  bool paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  bool process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  void process_sack(Tcb& tcb, const Segment& seg) noexcept;
+  void process_data(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  void process_fin(Tcb& tcb, uint64_t now_us) noexcept;
+  void update_send_window(Tcb& tcb, const Segment& seg) noexcept;
+  void take_rtt_sample(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  void negotiate_syn_options(Tcb& tcb, const Segment& seg) noexcept;
+  void establish(Tcb& tcb, uint64_t now_us) noexcept;
+
+  // tcp_output.cc: segment departure.
+  void output(Tcb& tcb, uint64_t now_us) noexcept;
+  // Builds and sends one segment; len is cut to one segment's payload (the
+  // FIN is then left off). *sent_len: payload bytes that went out.
+  bool send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_us,
+                    uint32_t* sent_len = nullptr) noexcept;
+  void send_ack_now(Tcb& tcb, uint64_t now_us) noexcept;
+  void schedule_ack(Tcb& tcb, bool full_segment, uint64_t now_us) noexcept;
+  void send_reset_for(Interface& iface, const ipv4::Header& ip, const Segment& seg) noexcept;
+  void send_reset(Tcb& tcb) noexcept;
+  void send_cookie_syn_ack(Interface& iface, const ipv4::Header& ip, const Segment& seg,
+                           uint64_t now_us) noexcept;
+  void retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept;
+  void restart_retransmit_timer(Tcb& tcb) noexcept;
+  void mark_output(Tcb& tcb) noexcept;
+  uint32_t receive_window(const Tcb& tcb) const noexcept;
+  uint32_t ts_clock(uint64_t now_us) const noexcept;
+
+  TcpConfig config_;
+  IsnGenerator isn_;
+  EphemeralPorts ports_;
+  SynCookies cookies_;
+  std::vector<Tcb> tcbs_;
+  std::vector<uint32_t> free_tcbs_;
+  FlatIndex<FourTuple, TupleHash> table_;
+  std::vector<Listener> listeners_;
+  // Not value-initialised: the pages of unused buffers are never touched.
+  std::unique_ptr<uint8_t[]> buffer_storage_;
+  std::vector<uint32_t> free_buffers_;
+  dataplane::TimerWheel wheel_;
+  PortFilter port_filter_ = nullptr;
+  ForeignHandler foreign_ = nullptr;
+  void* foreign_context_ = nullptr;
+  void* port_filter_context_ = nullptr;
+  uint32_t used_ = 0;
+  uint32_t half_open_ = 0;
+  uint64_t now_us_ = 0;
+  TcpCounters counters_;
+  // Frames to send built by the application calls, flushed by poll(): lets
+  // send() from inside on_readable() coalesce into one segment.
+  std::vector<uint32_t> output_pending_;
+};
+
+}  // namespace mtlsgw::net::tcp

