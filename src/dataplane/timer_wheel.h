@@ -211,7 +211,7 @@ class TimerWheel {
   // the slot of its expiry tick (a later tick, maybe laps later).
   void place(TimerNode& node) noexcept {
     const uint64_t e = node.expires_us;
-    if (e < now_us_) {
+    if (e <= now_us_) {
       link_tail(due_, node);
       next_check_us_ = 0;
     } else if (e < tick_end_us_) {

@@ -35,6 +35,9 @@ struct TcpConfig {
   uint32_t keepalive_interval_us = 75'000'000;
   uint8_t keepalive_probes = 9;
   CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
+  // Tests only: nonzero replaces the RFC 6528 ISN, so that a transfer can
+  // start just below 2^32 and cross the wrap at a known point.
+  uint32_t fixed_isn = 0;
 };
 
 }  // namespace mtlsgw::net::tcp

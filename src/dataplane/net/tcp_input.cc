@@ -166,7 +166,7 @@ void TcpStack::listen_input(Interface& iface, const ipv4::Header& ip, const Segm
   tcb->snd_wnd = seg.window;  // RFC 7323 2.2: a SYN's window is never scaled
   tcb->max_snd_wnd = tcb->snd_wnd;
   tcb->snd_wl1 = seg.seq;
-  tcb->iss = isn_.next(tuple, now_us);
+  tcb->iss = config_.fixed_isn != 0 ? config_.fixed_isn : isn_.next(tuple, now_us);
   tcb->snd_una = tcb->iss;
   tcb->snd_max = tcb->iss;
   tcb->snd_nxt = tcb->iss + 1;
@@ -495,7 +495,13 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
       }
       output(tcb, now_us);
     }
-    iface.counters().drop(DropReason::tcp_out_of_window);
+    // A retransmission of data we already have (a lost ACK, a tail-loss
+    // probe) is normal traffic, not an attack or a bug: count it apart.
+    if (seq_le(seg.seq + seg.seg_len(), tcb.rcv_nxt)) {
+      counters_.duplicate_segments.add();
+    } else {
+      iface.counters().drop(DropReason::tcp_out_of_window);
+    }
     return;
   }
   // Second: RST (RFC 5961 3.2: only an exact match resets; any other

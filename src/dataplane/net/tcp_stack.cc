@@ -309,7 +309,7 @@ ConnHandle TcpStack::connect(Interface& iface, Ipv4Address remote_ip, uint16_t r
   if (tcb == nullptr) return ConnHandle{};
   counters_.active_opens.add();
   tcb->passive = false;
-  tcb->iss = isn_.next(tuple, now_us);
+  tcb->iss = config_.fixed_isn != 0 ? config_.fixed_isn : isn_.next(tuple, now_us);
   tcb->snd_una = tcb->iss;
   tcb->snd_nxt = tcb->iss;
   tcb->snd_max = tcb->iss;
