@@ -262,6 +262,20 @@ bool TcpStack::acceptable(const Tcb& tcb, const Segment& seg) const noexcept {
          seq_in(seg.seq + len - 1, tcb.rcv_nxt, tcb.rcv_nxt + wnd);
 }
 
+bool TcpStack::allow_challenge_ack(uint64_t now_us) noexcept {
+  if (now_us - challenge_window_us_ >= 1'000'000) {
+    challenge_window_us_ = now_us;
+    challenge_acks_in_window_ = 0;
+  }
+  if (challenge_acks_in_window_ >= config_.challenge_ack_limit) {
+    counters_.challenge_acks_suppressed.add();
+    return false;
+  }
+  ++challenge_acks_in_window_;
+  counters_.challenge_acks.add();
+  return true;
+}
+
 bool TcpStack::paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
   if (!tcb.ts_ok || !seg.options.has_timestamps || seg.has(kFlagRst)) return false;
   if (!seq_lt(seg.options.ts_value, tcb.ts_recent)) return false;
@@ -320,8 +334,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
   const uint32_t max_window = std::max<uint32_t>(tcb.max_snd_wnd, 1);
   if (seq_lt(seg.ack, tcb.snd_una - max_window)) {
     iface.counters().drop(DropReason::tcp_bad_ack);
-    counters_.challenge_acks.add();
-    tcb.ack_now = true;
+    if (allow_challenge_ack(now_us)) tcb.ack_now = true;
     return false;
   }
   if (tcb.sack_ok && seg.options.sack_count != 0) process_sack(tcb, seg);
@@ -508,8 +521,7 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
   // in-window RST earns a challenge ACK).
   if (seg.has(kFlagRst)) {
     if (seg.seq != tcb.rcv_nxt) {
-      counters_.challenge_acks.add();
-      send_ack_now(tcb, now_us);
+      if (allow_challenge_ack(now_us)) send_ack_now(tcb, now_us);
       return;
     }
     counters_.resets_received.add();
@@ -519,8 +531,7 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
   }
   // Fourth: SYN in a synchronized state (RFC 5961 4.2: challenge ACK).
   if (seg.has(kFlagSyn)) {
-    counters_.challenge_acks.add();
-    send_ack_now(tcb, now_us);
+    if (allow_challenge_ack(now_us)) send_ack_now(tcb, now_us);
     return;
   }
   // Fifth: ACK.
@@ -584,7 +595,8 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
     default:
       break;
   }
-  const bool writable = tcb.want_writable && tcb.snd.free_space() != 0;
+  const bool writable =
+      tcb.want_writable && (tcb.snd_buffer == UINT32_MAX ? !free_buffers_.empty() : tcb.snd.free_space() != 0);
 
   // Seventh: segment text.
   const uint32_t readable_before = tcb.rcv.readable();
@@ -622,11 +634,7 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
     if (get(h) == nullptr) return;
   }
   output(tcb, now_us);
-  if (tcb.state == State::time_wait) {
-    detach_buffers_if_idle(tcb);
-  } else if (tcb.snd.empty() && tcb.rcv.readable() == 0) {
-    detach_buffers_if_idle(tcb);
-  }
+  detach_buffers_if_idle(tcb);
 }
 
 }  // namespace mtlsgw::net::tcp

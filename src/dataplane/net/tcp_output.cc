@@ -234,8 +234,11 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     if (fin_sent) break;
   }
 
-  // A closed window with data waiting: probe it (RFC 9293 3.8.6.1).
-  if (!sent_any && tcb.snd.size() != 0 && tcb.snd_wnd == 0 && !tcb.retransmit_timer.node.armed()) {
+  // Data waiting, nothing in flight, nothing sent: the window is closed or
+  // too small for SWS avoidance. The persist timer probes it (RFC 9293
+  // 3.8.6.1) or overrides the avoidance (3.8.6.2.1), so it never stalls.
+  if (!sent_any && tcb.snd.size() != 0 && tcb.snd_una == tcb.snd_max &&
+      !tcb.retransmit_timer.node.armed()) {
     restart_retransmit_timer(tcb);
   }
   if (tcb.ack_now) send_ack_now(tcb, now_us);
@@ -264,13 +267,21 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
     default:
       break;
   }
-  if (tcb.snd_una == tcb.snd_max && tcb.snd.size() != 0 && tcb.snd_wnd == 0) {
-    // Zero-window probe: an out-of-window ACK (SEG.SEQ = SND.UNA - 1) makes
-    // the peer answer with its current window; probing continues as long as
-    // the peer answers (RFC 9293 3.8.6.1), with exponential backoff.
-    counters_.zero_window_probes.add();
-    send_segment(tcb, tcb.snd_una - 1, 0, kFlagAck, now_us);
-    tcb.rtt.backoff();
+  if (tcb.snd_una == tcb.snd_max && tcb.snd.size() != 0) {
+    if (tcb.snd_wnd == 0) {
+      // Zero-window probe: an out-of-window ACK (SEG.SEQ = SND.UNA - 1)
+      // makes the peer answer with its current window; probing continues as
+      // long as the peer answers (RFC 9293 3.8.6.1), with backoff.
+      counters_.zero_window_probes.add();
+      send_segment(tcb, tcb.snd_una - 1, 0, kFlagAck, now_us);
+      tcb.rtt.backoff();
+      restart_retransmit_timer(tcb);
+      return;
+    }
+    // A window too small for SWS avoidance: send what fits now.
+    uint32_t sent = 0;
+    const uint32_t len = std::min({tcb.snd_wnd, tcb.snd.size(), uint32_t{tcb.smss}});
+    if (send_segment(tcb, tcb.snd_nxt, len, kFlagAck | kFlagPsh, now_us, &sent)) tcb.snd_nxt += sent;
     restart_retransmit_timer(tcb);
     return;
   }

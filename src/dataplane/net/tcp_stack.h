@@ -176,6 +176,7 @@ struct Tcb {
   X(duplicate_segments)        \
   X(delayed_acks)              \
   X(challenge_acks)            \
+  X(challenge_acks_suppressed) \
   X(resets_sent)               \
   X(resets_received)           \
   X(syn_cookies_sent)          \
@@ -319,6 +320,9 @@ class TcpStack {
   void mark_output(Tcb& tcb) noexcept;
   uint32_t receive_window(const Tcb& tcb) const noexcept;
   uint32_t ts_clock(uint64_t now_us) const noexcept;
+  // RFC 5961 7: challenge ACKs are rate-limited per stack, so that a blind
+  // attacker cannot use us to flood (or to probe the limit across flows).
+  bool allow_challenge_ack(uint64_t now_us) noexcept;
 
   TcpConfig config_;
   IsnGenerator isn_;
@@ -336,6 +340,8 @@ class TcpStack {
   ForeignHandler foreign_ = nullptr;
   void* foreign_context_ = nullptr;
   void* port_filter_context_ = nullptr;
+  uint64_t challenge_window_us_ = 0;
+  uint32_t challenge_acks_in_window_ = 0;
   uint32_t used_ = 0;
   uint32_t half_open_ = 0;
   uint64_t now_us_ = 0;
