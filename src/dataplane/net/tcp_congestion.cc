@@ -131,8 +131,9 @@ void CongestionControl::on_ack(uint32_t acked_bytes, bool cwnd_limited, uint64_t
 // within an ACK does not change the result.
 uint32_t CongestionControl::slow_start(uint32_t acked) noexcept {
   // RFC 3465 2.2: grow by the bytes acknowledged, at most L = 2 SMSS per ACK.
-  // 2.3: L = 1 SMSS in the slow start that follows an RTO, where one ACK may
-  // cover segments the receiver already held and a larger L becomes a burst.
+  // In the slow start that follows an RTO, L = 1 SMSS (RFC 3465 2.3; it is
+  // also RFC 5681's own eq. 2): there one ACK may cover segments the receiver
+  // already held, and a larger L would turn them into a burst.
   const uint64_t limit =
       uint64_t{smss_} * (slow_start_after_rto_ ? 1 : kAbcLimitSegments);
   const uint64_t grow = std::min<uint64_t>(acked, limit);

@@ -51,7 +51,7 @@ class CongestionControl {
   static constexpr uint32_t kMinSmss = 48;
   static constexpr uint32_t kMaxSmss = UINT16_MAX;  // the MSS option is 16 bits
   // RFC 3465 2.2: L, the most cwnd grows per ACK in slow start, in SMSS.
-  static constexpr uint32_t kAbcLimitSegments = 3;
+  static constexpr uint32_t kAbcLimitSegments = 2;
 
   CongestionControl(CongestionAlgorithm algorithm, uint32_t smss) noexcept;
 

@@ -78,6 +78,7 @@ void TcpStack::negotiate_syn_options(Tcb& tcb, const Segment& seg) noexcept {
     tcb.rcv_wscale = 0;
   }
   tcb.sack_ok = seg.options.sack_permitted;
+  tcb.cc.set_sack(tcb.sack_ok);
   tcb.ts_ok = seg.options.has_timestamps;
   if (tcb.ts_ok) {
     tcb.ts_recent = seg.options.ts_value;
@@ -116,6 +117,7 @@ void TcpStack::listen_input(Interface& iface, const ipv4::Header& ip, const Segm
           tcb->ts_recent = seg.options.ts_value;
           tcb->ts_recent_us = now_us;
           tcb->sack_ok = remembered.sack_permitted;
+          tcb->cc.set_sack(tcb->sack_ok);
           if (remembered.window_scale != 15) {
             tcb->wscale_ok = true;
             tcb->snd_wscale = std::min<uint8_t>(remembered.window_scale, kMaxWindowScale);
@@ -216,8 +218,10 @@ void TcpStack::syn_sent_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noe
   tcb.snd_wl1 = seg.seq;
   tcb.snd_wl2 = seg.ack;
   take_rtt_sample(tcb, seg, now_us);
+  // RFC 6298 5.7: a retransmitted SYN means the path may be slow: start
+  // from a 3 s RTO unless a timestamp gave a real sample.
+  if (tcb.retries != 0) tcb.rtt.restart_after_syn_timeout();
   tcb.retries = 0;
-  tcb.rtt.clear_backoff();
   cancel(tcb.retransmit_timer);
   tcb.ack_now = true;
   establish(tcb, now_us);
@@ -351,9 +355,9 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     tcb.snd_una = seg.ack;
     if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
     if (fin_acked) tcb.fin_acked = true;
+    // Karn: the backoff stays until a valid RTT sample clears it (sample()).
     take_rtt_sample(tcb, seg, now_us);
     tcb.retries = 0;
-    tcb.rtt.clear_backoff();
 
     if (tcb.in_recovery) {
       if (seq_ge(seg.ack, tcb.recover)) {
@@ -368,16 +372,21 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
         tcb.cc.on_partial_ack(acked);
         send_segment(tcb, tcb.snd_una, std::min<uint32_t>(tcb.snd.size(), tcb.smss), kFlagAck, now_us);
         counters_.fast_retransmits.add();
-        restart_retransmit_timer(tcb);
+        // RFC 6582 3.2 step 5, "Impatient" variant: only the first partial
+        // ACK restarts the timer, so that many holes end in one RTO instead
+        // of one hole repaired per RTT.
+        if (!tcb.partial_ack_seen) restart_retransmit_timer(tcb);
+        tcb.partial_ack_seen = true;
       }
     } else {
       tcb.dupacks = 0;
       tcb.cc.on_ack(acked, was_cwnd_limited, now_us, tcb.rtt.srtt_us());
     }
-    // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it.
+    // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
+    // (but not for later partial ACKs of a NewReno recovery, see above).
     if (tcb.snd_una == tcb.snd_max) {
       cancel(tcb.retransmit_timer);
-    } else {
+    } else if (!(tcb.in_recovery && tcb.partial_ack_seen)) {
       restart_retransmit_timer(tcb);
     }
   } else if (seg.ack == tcb.snd_una && seg.payload_len == 0 && !seg.has(kFlagSyn) &&
@@ -390,6 +399,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
         seq_gt(tcb.snd_una, tcb.recover)) {
       // RFC 6582 3.2 step 2 / RFC 6675 5 step 4: fast retransmit.
       tcb.in_recovery = true;
+      tcb.partial_ack_seen = false;
       tcb.recover = tcb.snd_max;
       tcb.cc.on_enter_recovery(tcb.flight_size(), now_us);
       counters_.fast_retransmits.add();
@@ -563,8 +573,8 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
     tcb.snd_wl2 = seg.ack;
     take_rtt_sample(tcb, seg, now_us);
     cancel(tcb.retransmit_timer);
+    if (tcb.retries != 0) tcb.rtt.restart_after_syn_timeout();
     tcb.retries = 0;
-    tcb.rtt.clear_backoff();
     establish(tcb, now_us);
     if (get(h) == nullptr) return;
   }

@@ -176,6 +176,12 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
   const uint32_t data_end = tcb.snd_una + tcb.snd.size();
   const bool fin_pending = tcb.fin_queued && !tcb.fin_acked;
   bool sent_any = false;
+  // RFC 5681 4.1: after an idle period longer than the RTO, restart from
+  // the restart window rather than bursting a stale cwnd.
+  if (tcb.snd_una == tcb.snd_max && tcb.snd_nxt != data_end && tcb.last_sent_us != 0 &&
+      now_us - tcb.last_sent_us > tcb.rtt.rto_us()) {
+    tcb.cc.on_idle_restart(now_us - tcb.last_sent_us, tcb.rtt.rto_us());
+  }
 
   // RFC 6675 5 (SACK loss recovery): retransmit what the scoreboard calls
   // lost, first, while the pipe leaves room in cwnd.

@@ -125,6 +125,7 @@ struct Tcb {
 
   // Loss recovery (RFC 6582 NewReno; RFC 6675 with SACK).
   bool in_recovery = false;
+  bool partial_ack_seen = false;  // RFC 6582 "Impatient": timer restarted once
   uint32_t recover = 0;
   uint32_t high_rxt = 0;
   uint32_t retransmitted_in_flight = 0;  // RFC 6675 pipe: retransmitted, not yet acked

@@ -38,10 +38,14 @@ uint64_t ack_round(CongestionControl& cc, uint64_t now, uint32_t rtt_us = kRtt,
   return now + rtt_us;
 }
 
-// Slow start, one SMSS per ACK, until cwnd is exactly `bytes`.
+// One SMSS per ACK (less for the last), the clock advancing a tenth of an
+// RTT per ACK, until cwnd is exactly `bytes`. Gives up rather than spin if
+// the window stops growing.
 void grow_to(CongestionControl& cc, uint32_t bytes) {
-  while (cc.cwnd() < bytes) {
-    cc.on_ack(std::min(kSmss, bytes - cc.cwnd()), true, kT0, kRtt);
+  uint64_t now = kT0;
+  for (int i = 0; i < 1'000'000 && cc.cwnd() < bytes; ++i) {
+    cc.on_ack(std::min(kSmss, bytes - cc.cwnd()), true, now, kRtt);
+    now += kRtt / 10;
   }
   ASSERT_EQ(cc.cwnd(), bytes);
 }
@@ -601,8 +605,10 @@ TEST(CubicTest, GrowthFollowsTheCubicFunction) {
     const double expected = reference_w_cubic(1000.0 * kSmss, 700.0 * kSmss, trace.t[i]);
     const double deviation = std::fabs(trace.cwnd[i] - expected);
     worst = std::max(worst, deviation);
-    // Within 1% of W_max (10 segments) at every round trip.
-    ASSERT_LE(deviation, 10.0 * kSmss) << "t=" << trace.t[i] << " cwnd=" << trace.cwnd[i]
+    // Within 2 segments (0.2% of W_max) at every round trip: lagging the
+    // curve by one RTT, as targeting W_cubic(t) instead of W_cubic(t + RTT)
+    // would, costs about 10.
+    ASSERT_LE(deviation, 2.0 * kSmss) << "t=" << trace.t[i] << " cwnd=" << trace.cwnd[i]
                                        << " W_cubic=" << expected;
   }
   std::printf("worst deviation from W_cubic(t): %.0f bytes\n", worst);
