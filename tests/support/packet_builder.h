@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
 #include <vector>
 
 namespace mtlsgw::testing {
@@ -120,6 +121,112 @@ inline Bytes icmp_echo(uint8_t type, uint16_t id, uint16_t seq, const Bytes& dat
   out[2] = static_cast<uint8_t>(sum >> 8);
   out[3] = static_cast<uint8_t>(sum);
   return out;
+}
+
+// --- TCP segments (RFC 9293 3.1), for tests that play a peer by hand --------
+
+// Options of a crafted segment, written in this order: MSS, NOP+WS,
+// NOP+NOP+SACK-permitted, NOP+NOP+TS, NOP+NOP+SACK blocks, then raw bytes,
+// then EOL padding to a multiple of 4. Nothing is validated: a test may build
+// what no sane stack would send.
+struct TcpOptionSpec {
+  uint16_t mss = 0;          // 0: absent
+  int window_scale = -1;     // -1: absent; any byte value otherwise (15+ is legal on the wire)
+  bool sack_permitted = false;
+  bool timestamps = false;
+  uint32_t ts_value = 0;
+  uint32_t ts_echo = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> sack;  // [left, right) blocks
+  Bytes raw;                                        // appended as they are
+};
+
+struct TcpSegmentFields {
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+  uint32_t seq = 0;
+  uint32_t ack = 0;
+  uint8_t flags = 0;  // FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10
+  uint16_t window = 65535;
+  TcpOptionSpec options;
+  Bytes payload;
+};
+
+inline Bytes tcp_option_bytes(const TcpOptionSpec& o) {
+  Bytes out;
+  if (o.mss != 0) {
+    out.push_back(2);
+    out.push_back(4);
+    put16(out, o.mss);
+  }
+  if (o.window_scale >= 0) {
+    out.push_back(1);
+    out.push_back(3);
+    out.push_back(3);
+    out.push_back(static_cast<uint8_t>(o.window_scale));
+  }
+  if (o.sack_permitted) {
+    out.insert(out.end(), {1, 1, 4, 2});
+  }
+  if (o.timestamps) {
+    out.insert(out.end(), {1, 1, 8, 10});
+    put32(out, o.ts_value);
+    put32(out, o.ts_echo);
+  }
+  if (!o.sack.empty()) {
+    out.insert(out.end(), {1, 1, 5, static_cast<uint8_t>(2 + 8 * o.sack.size())});
+    for (const auto& [left, right] : o.sack) {
+      put32(out, left);
+      put32(out, right);
+    }
+  }
+  out.insert(out.end(), o.raw.begin(), o.raw.end());
+  while (out.size() % 4 != 0) out.push_back(0);
+  return out;
+}
+
+// The TCP checksum of a segment (header with a zero checksum field, then
+// payload) over the IPv4 pseudo-header (RFC 9293 3.1), computed here rather
+// than by the code under test.
+inline uint16_t tcp_checksum(const uint8_t* segment, size_t len, uint32_t src_ip, uint32_t dst_ip) {
+  Bytes buf;
+  put32(buf, src_ip);
+  put32(buf, dst_ip);
+  buf.push_back(0);
+  buf.push_back(6);
+  put16(buf, static_cast<uint16_t>(len));
+  buf.insert(buf.end(), segment, segment + len);
+  return internet_checksum(buf.data(), buf.size());
+}
+
+// A whole TCP segment with a correct checksum.
+inline Bytes tcp_segment(const TcpSegmentFields& f, uint32_t src_ip, uint32_t dst_ip) {
+  const Bytes options = tcp_option_bytes(f.options);
+  Bytes out;
+  put16(out, f.src_port);
+  put16(out, f.dst_port);
+  put32(out, f.seq);
+  put32(out, f.ack);
+  out.push_back(static_cast<uint8_t>((20 + options.size()) / 4 << 4));
+  out.push_back(f.flags);
+  put16(out, f.window);
+  put16(out, 0);  // checksum
+  put16(out, 0);  // urgent pointer
+  out.insert(out.end(), options.begin(), options.end());
+  out.insert(out.end(), f.payload.begin(), f.payload.end());
+  const uint16_t sum = tcp_checksum(out.data(), out.size(), src_ip, dst_ip);
+  out[16] = static_cast<uint8_t>(sum >> 8);
+  out[17] = static_cast<uint8_t>(sum);
+  return out;
+}
+
+// Ethernet + IPv4 + TCP, ready for Interface::input.
+inline Bytes tcp_frame(const rte_ether_addr& dst_mac, const rte_ether_addr& src_mac,
+                       uint32_t src_ip, uint32_t dst_ip, const TcpSegmentFields& f) {
+  Ipv4Fields ipf;
+  ipf.src = src_ip;
+  ipf.dst = dst_ip;
+  ipf.protocol = 6;
+  return eth_frame(dst_mac, src_mac, 0x0800, ipv4_packet(ipf, tcp_segment(f, src_ip, dst_ip)));
 }
 
 }  // namespace mtlsgw::testing

@@ -35,7 +35,7 @@ struct TcpConfig {
   uint32_t keepalive_interval_us = 75'000'000;
   uint8_t keepalive_probes = 9;
   CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
-  // RFC 5961 7: challenge ACKs per second per worker (Linux: 1000).
+  // RFC 5961 7: challenge ACKs per second and connection.
   uint32_t challenge_ack_limit = 1000;
   // Tests only: nonzero replaces the RFC 6528 ISN, so that a transfer can
   // start just below 2^32 and cross the wrap at a known point.

@@ -102,13 +102,15 @@ void TcpStack::listen_input(Interface& iface, const ipv4::Header& ip, const Segm
         counters_.syn_cookies_validated.add();
         counters_.passive_opens.add();
         tcb->passive = true;
+        // As if the SYN-ACK had come from a TCB: SND.UNA at our SYN, which
+        // this ACK acknowledges in the SYN-RECEIVED step below.
         tcb->iss = seg.ack - 1;
-        tcb->snd_una = seg.ack;
+        tcb->snd_una = tcb->iss;
         tcb->snd_nxt = seg.ack;
         tcb->snd_max = seg.ack;
         tcb->irs = seg.seq - 1;
         tcb->rcv_nxt = seg.seq;
-        tcb->rcv_adv = seg.seq;
+        tcb->rcv_adv = seg.seq + std::min<uint32_t>(config_.buffer_size, 0xffff);
         tcb->smss = std::min<uint16_t>(*mss, config_.mss);
         tcb->cc.set_smss(tcb->smss);
         if (seg.options.has_timestamps) {
@@ -201,7 +203,9 @@ void TcpStack::syn_sent_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noe
   if (!seg.has(kFlagSyn)) return;
   tcb.irs = seg.seq;
   tcb.rcv_nxt = seg.seq + 1;
-  tcb.rcv_adv = tcb.rcv_nxt;
+  // Our SYN offered an unscaled window (RFC 7323 2.2): data on the SYN-ACK
+  // may use it.
+  tcb.rcv_adv = tcb.rcv_nxt + std::min<uint32_t>(receive_window(tcb), 0xffff);
   negotiate_syn_options(tcb, seg);
   if (!seg.has(kFlagAck)) {
     // Simultaneous open (RFC 9293 3.5, figure 7).
@@ -266,16 +270,18 @@ bool TcpStack::acceptable(const Tcb& tcb, const Segment& seg) const noexcept {
          seq_in(seg.seq + len - 1, tcb.rcv_nxt, tcb.rcv_nxt + wnd);
 }
 
-bool TcpStack::allow_challenge_ack(uint64_t now_us) noexcept {
-  if (now_us - challenge_window_us_ >= 1'000'000) {
-    challenge_window_us_ = now_us;
-    challenge_acks_in_window_ = 0;
+bool TcpStack::allow_challenge_ack(Tcb& tcb, uint64_t now_us) noexcept {
+  // Per connection, not per stack: a shared budget is an off-path side
+  // channel (CVE-2016-5696): spending it on one flow shows on another.
+  if (now_us - tcb.challenge_window_us >= 1'000'000) {
+    tcb.challenge_window_us = now_us;
+    tcb.challenge_acks_in_window = 0;
   }
-  if (challenge_acks_in_window_ >= config_.challenge_ack_limit) {
+  if (tcb.challenge_acks_in_window >= config_.challenge_ack_limit) {
     counters_.challenge_acks_suppressed.add();
     return false;
   }
-  ++challenge_acks_in_window_;
+  ++tcb.challenge_acks_in_window;
   counters_.challenge_acks.add();
   return true;
 }
@@ -338,7 +344,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
   const uint32_t max_window = std::max<uint32_t>(tcb.max_snd_wnd, 1);
   if (seq_lt(seg.ack, tcb.snd_una - max_window)) {
     iface.counters().drop(DropReason::tcp_bad_ack);
-    if (allow_challenge_ack(now_us)) tcb.ack_now = true;
+    if (allow_challenge_ack(tcb, now_us)) tcb.ack_now = true;
     return false;
   }
   if (tcb.sack_ok && seg.options.sack_count != 0) process_sack(tcb, seg);
@@ -394,7 +400,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
              (uint32_t{seg.window} << tcb.snd_wscale) == tcb.snd_wnd) {
     // A duplicate ACK as RFC 5681 2 defines it.
     ++tcb.dupacks;
-    const bool sack_loss = tcb.sack_ok && tcb.scoreboard.is_lost(0, tcb.smss);
+    const bool sack_loss = tcb.sack_ok && tcb.scoreboard.is_lost(0, tcb.payload_mss());
     if (!tcb.in_recovery && (tcb.dupacks >= kDupThresh || sack_loss) &&
         seq_gt(tcb.snd_una, tcb.recover)) {
       // RFC 6582 3.2 step 2 / RFC 6675 5 step 4: fast retransmit.
@@ -415,6 +421,8 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     }
   }
   update_send_window(tcb, seg);
+  // An answer to a window probe: the peer is alive (RFC 9293 3.8.6.1).
+  if (tcb.snd_wnd == 0) tcb.retries = 0;
   return true;
 }
 
@@ -504,6 +512,34 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
     output(tcb, now_us);
     return;
   }
+  // Simultaneous open (RFC 9293 3.5 figure 7): in SYN-RECEIVED the peer's
+  // SYN,ACK repeats its SYN, which we already have, and acknowledges ours.
+  const bool simultaneous_open = tcb.state == State::syn_received && seg.has(kFlagSyn) &&
+                                 seg.has(kFlagAck) && seg.seq == tcb.irs && !tcb.passive;
+  // RFC 9293 3.10.7.4: with a zero receive window no segment is
+  // acceptable, "but special allowance should be made to accept valid ACKs,
+  // URGs, and RSTs": keep the header, drop the text.
+  const bool zero_window = tcb.rcv_adv == tcb.rcv_nxt && seg.payload_len != 0;
+  if (__builtin_expect(!simultaneous_open && !zero_window, 1)) {
+    synchronized_checks(tcb, seg, h, now_us);
+    return;
+  }
+  Segment trimmed = seg;
+  if (simultaneous_open) {
+    trimmed.flags = static_cast<uint8_t>(trimmed.flags & ~kFlagSyn);
+    trimmed.seq = seg.seq + 1;
+  }
+  if (tcb.rcv_adv == tcb.rcv_nxt && trimmed.seq == tcb.rcv_nxt && trimmed.payload_len != 0) {
+    trimmed.payload_len = 0;
+    trimmed.flags = static_cast<uint8_t>(trimmed.flags & ~kFlagFin);
+    tcb.ack_now = true;
+  }
+  synchronized_checks(tcb, trimmed, h, now_us);
+}
+
+void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
+                                   uint64_t now_us) noexcept {
+  Interface& iface = *tcb.iface;
   // First: sequence number.
   if (!acceptable(tcb, seg)) {
     if (!seg.has(kFlagRst)) {
@@ -531,7 +567,7 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
   // in-window RST earns a challenge ACK).
   if (seg.has(kFlagRst)) {
     if (seg.seq != tcb.rcv_nxt) {
-      if (allow_challenge_ack(now_us)) send_ack_now(tcb, now_us);
+      if (allow_challenge_ack(tcb, now_us)) send_ack_now(tcb, now_us);
       return;
     }
     counters_.resets_received.add();
@@ -541,7 +577,7 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
   }
   // Fourth: SYN in a synchronized state (RFC 5961 4.2: challenge ACK).
   if (seg.has(kFlagSyn)) {
-    if (allow_challenge_ack(now_us)) send_ack_now(tcb, now_us);
+    if (allow_challenge_ack(tcb, now_us)) send_ack_now(tcb, now_us);
     return;
   }
   // Fifth: ACK.
@@ -622,7 +658,15 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
   }
   // Eighth: FIN, once everything before it has arrived.
   bool fin_now = false;
+  if (seg.has(kFlagFin) && !tcb.fin_received && seq_gt(seg.seq + seg.payload_len, tcb.rcv_nxt)) {
+    // A FIN beyond a hole waits with the out-of-order data before it.
+    tcb.pending_fin = true;
+    tcb.pending_fin_seq = seg.seq + seg.payload_len;
+  }
   if (seg.has(kFlagFin) && seg.seq + seg.payload_len == tcb.rcv_nxt && !tcb.fin_received) {
+    process_fin(tcb, now_us);
+    fin_now = true;
+  } else if (tcb.pending_fin && !tcb.fin_received && tcb.pending_fin_seq == tcb.rcv_nxt) {
     process_fin(tcb, now_us);
     fin_now = true;
   } else if (seg.has(kFlagFin)) {
@@ -644,7 +688,12 @@ void TcpStack::synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us)
     if (get(h) == nullptr) return;
   }
   output(tcb, now_us);
-  detach_buffers_if_idle(tcb);
+  // Giving buffers back on every segment of a bulk transfer costs ~100
+  // instructions per segment (perf/tcp_bench): do it when the pool runs low
+  // or the connection is winding down.
+  if (free_buffers_.size() < config_.buffer_pool / 4 || tcb.state >= State::close_wait) {
+    detach_buffers_if_idle(tcb);
+  }
 }
 
 }  // namespace mtlsgw::net::tcp

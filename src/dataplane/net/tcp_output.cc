@@ -25,7 +25,7 @@ uint32_t TcpStack::ts_clock(uint64_t now_us) const noexcept {
 uint32_t TcpStack::receive_window(const Tcb& tcb) const noexcept {
   if (tcb.rcv_buffer != UINT32_MAX) return tcb.rcv.free_space();
   // No buffer yet: the one we would take on the first byte.
-  return free_buffers_.empty() ? 0 : config_.buffer_size - 1;
+  return free_buffers_.empty() ? 0 : config_.buffer_size;
 }
 
 bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags, uint64_t now_us,
@@ -88,8 +88,14 @@ bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags,
   uint8_t* const segment = ip + ipv4::kMinHeaderLen;
 
   uint32_t window = receive_window(tcb);
-  // Never shrink the window we already offered (RFC 9293 3.8.6.2.2).
-  if (seq_lt(tcb.rcv_nxt + window, tcb.rcv_adv)) window = tcb.rcv_adv - tcb.rcv_nxt;
+  // Never shrink the window we already offered, and move its right edge
+  // only by a useful amount: min(half the buffer, one segment) (receiver
+  // SWS avoidance, RFC 9293 3.8.6.2.2).
+  const uint32_t offered = seq_gt(tcb.rcv_adv, tcb.rcv_nxt) ? tcb.rcv_adv - tcb.rcv_nxt : 0;
+  if (window <= offered ||
+      window - offered < std::min<uint32_t>(config_.buffer_size / 2, tcb.smss)) {
+    window = std::min(offered, std::max(window, offered));
+  }
   const uint32_t field = syn ? std::min<uint32_t>(window, 0xffff)  // RFC 7323 2.2: SYNs unscaled
                              : std::min<uint32_t>(window >> tcb.rcv_wscale, 0xffff);
   HeaderFields fields;
@@ -189,12 +195,12 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     for (int guard = 0; guard < 64; ++guard) {
       // RFC 6675 4 "pipe": what is neither SACKed nor lost, plus what we
       // retransmitted during this recovery and is not yet acknowledged.
-      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.smss) +
+      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.payload_mss()) +
                             tcb.retransmitted_in_flight;
       if (pipe >= tcb.cc.cwnd()) break;
       const uint32_t from = seq_gt(tcb.high_rxt, tcb.snd_una) ? tcb.high_rxt - tcb.snd_una : 0;
       auto [offset, hole] = tcb.scoreboard.next_hole(from);
-      if (hole == 0 || !tcb.scoreboard.is_lost(offset, tcb.smss)) break;
+      if (hole == 0 || !tcb.scoreboard.is_lost(offset, tcb.payload_mss())) break;
       const uint32_t seq = tcb.snd_una + offset;
       const uint32_t len = std::min<uint32_t>(hole, tcb.snd.size() > offset ? tcb.snd.size() - offset : 0);
       if (len == 0) break;
@@ -212,9 +218,21 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     const uint32_t unsent = seq_lt(tcb.snd_nxt, data_end) ? data_end - tcb.snd_nxt : 0;
     const bool fin_now = fin_pending && unsent == 0 && tcb.snd_nxt == data_end;
     if (unsent == 0 && !fin_now) break;
-    const uint32_t window = std::min(tcb.snd_wnd, tcb.cc.cwnd());
-    const uint32_t in_flight = tcb.snd_nxt - tcb.snd_una;
-    const uint32_t room = window > in_flight ? window - in_flight : 0;
+    uint32_t room;
+    if (tcb.in_recovery && tcb.sack_ok) {
+      // RFC 6675 5 step (C): during SACK recovery cwnd limits the pipe,
+      // not SND.NXT - SND.UNA (SACKed data has left the network).
+      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.payload_mss()) +
+                            tcb.retransmitted_in_flight;
+      const uint32_t cwnd_room = tcb.cc.cwnd() > pipe ? tcb.cc.cwnd() - pipe : 0;
+      const uint32_t edge = tcb.snd_una + tcb.snd_wnd;
+      const uint32_t window_room = seq_gt(edge, tcb.snd_nxt) ? edge - tcb.snd_nxt : 0;
+      room = std::min(cwnd_room, window_room);
+    } else {
+      const uint32_t window = std::min(tcb.snd_wnd, tcb.cc.cwnd());
+      const uint32_t in_flight = tcb.snd_nxt - tcb.snd_una;
+      room = window > in_flight ? window - in_flight : 0;
+    }
     uint32_t len = std::min(unsent, room);
     if (unsent != 0) {
       if (len == 0) break;  // window closed: the persist timer probes
@@ -259,6 +277,8 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
         finish(tcb, CloseReason::timed_out);
         return;
       }
+      // Karn: the answer may be to either SYN, so no sample from it.
+      tcb.rtt_timing = false;
       tcb.rtt.backoff();
       send_segment(tcb, tcb.iss, 0, tcb.state == State::syn_sent ? kFlagSyn : kFlagSyn | kFlagAck,
                    now_us);
@@ -273,11 +293,25 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
     default:
       break;
   }
-  if (tcb.snd_una == tcb.snd_max && tcb.snd.size() != 0) {
+  if (tcb.snd_wnd == 0 && tcb.snd.size() != 0) {
+    // The peer closed its window with data outstanding or queued: that is
+    // flow control, not loss. Probe (below) without giving up as long as
+    // the peer answers (RFC 9293 3.8.6.1), and resend from SND.UNA once
+    // the window opens.
+    tcb.snd_nxt = tcb.snd_una;
+  }
+  if (tcb.snd_una == tcb.snd_nxt && tcb.snd.size() != 0) {
     if (tcb.snd_wnd == 0) {
       // Zero-window probe: an out-of-window ACK (SEG.SEQ = SND.UNA - 1)
       // makes the peer answer with its current window; probing continues as
       // long as the peer answers (RFC 9293 3.8.6.1), with backoff.
+      // Any ACK from the peer resets retries (process_ack): only a peer
+      // that stopped answering is given up on.
+      if (++tcb.retries > config_.max_retries) {
+        send_reset(tcb);
+        finish(tcb, CloseReason::timed_out);
+        return;
+      }
       counters_.zero_window_probes.add();
       send_segment(tcb, tcb.snd_una - 1, 0, kFlagAck, now_us);
       tcb.rtt.backoff();
@@ -392,7 +426,7 @@ void TcpStack::send_cookie_syn_ack(Interface& iface, const ipv4::Header& ip, con
   fields.seq = cookies_.make(tuple, seg.seq, seg.options.mss, now_us);
   fields.ack = seg.seq + 1;
   fields.flags = kFlagSyn | kFlagAck;
-  fields.window = static_cast<uint16_t>(std::min<uint32_t>(config_.buffer_size - 1, 0xffff));
+  fields.window = static_cast<uint16_t>(std::min<uint32_t>(config_.buffer_size, 0xffff));
   uint8_t* const ip_header = frame.data + ethernet::kHeaderLen;
   uint8_t* const segment = ip_header + ipv4::kMinHeaderLen;
   write_header(segment, fields, options);

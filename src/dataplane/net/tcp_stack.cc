@@ -146,8 +146,9 @@ void TcpStack::finish(Tcb& tcb, CloseReason reason) noexcept {
   const ConnHandle h = handle_of(tcb);
   TcpApp* app = tcb.app;
   // A passive connection the application never saw (still in SYN-RECEIVED)
-  // ends silently.
-  const bool tell = app != nullptr && !tcb.close_notified && tcb.state != State::syn_received;
+  // ends silently; an active one (simultaneous open) was the application's.
+  const bool tell = app != nullptr && !tcb.close_notified &&
+                    !(tcb.passive && tcb.state == State::syn_received);
   tcb.close_notified = true;
   release(tcb);
   if (tell) app->on_closed(*this, h, reason);
@@ -405,9 +406,9 @@ void TcpStack::shutdown(ConnHandle h) noexcept {
   if (tcb == nullptr || tcb->fin_queued) return;
   switch (tcb->state) {
     case State::syn_sent:
-      // Nothing was ever sent to the peer: just forget the attempt.
-      finish(*tcb, CloseReason::closed);
-      return;
+      // A relay may see its client's EOF before the upstream answered: the
+      // queued data and the FIN go out once the connection is established
+      // (RFC 9293 3.10.4 allows queuing the CLOSE until then).
     case State::syn_received:
     case State::established:
     case State::close_wait:
@@ -428,6 +429,9 @@ void TcpStack::close(ConnHandle h) noexcept {
     abort(h);
     return;
   }
+  // Nobody will read what the peer still sends: do not wait forever for its
+  // FIN (Linux's tcp_fin_timeout).
+  if (tcb->state == State::fin_wait_2) schedule(tcb->linger_timer, now_us_ + config_.fin_wait_2_timeout_us);
   shutdown(h);
 }
 

@@ -140,6 +140,8 @@ struct Tcb {
   // Application side.
   bool fin_queued = false;     // shutdown(): FIN after the queued data
   bool fin_received = false;
+  bool pending_fin = false;  // FIN seen beyond a hole
+  uint32_t pending_fin_seq = 0;
   bool read_closed = false;    // close(): further data is discarded
   // send() refused bytes or send_space() said 0: tell on_writable when the
   // peer's ACKs make room.
@@ -155,6 +157,8 @@ struct Tcb {
   uint64_t last_received_us = 0;
   uint64_t last_sent_us = 0;
   uint8_t keepalive_probes_sent = 0;
+  uint64_t challenge_window_us = 0;  // RFC 5961 7, per connection
+  uint32_t challenge_acks_in_window = 0;
 
   Timer retransmit_timer;
   Timer delayed_ack_timer;
@@ -162,6 +166,9 @@ struct Tcb {
   Timer linger_timer;  // TIME-WAIT, FIN-WAIT-2 timeout, handshake timeout
 
   uint32_t flight_size() const noexcept { return snd_max - snd_una; }
+  // Payload of a full segment: the MSS less the timestamp option every
+  // segment carries (RFC 6691). RFC 6675's byte rules count in these.
+  uint32_t payload_mss() const noexcept { return smss - (ts_ok ? 12u : 0u); }
 };
 
 // Per-worker TCP counters, written by the owning worker only.
@@ -293,6 +300,7 @@ class TcpStack {
                     const Listener& listener, uint64_t now_us) noexcept;
   void syn_sent_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   void synchronized_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
+  void synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h, uint64_t now_us) noexcept;
   bool acceptable(const Tcb& tcb, const Segment& seg) const noexcept;
   bool paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   bool process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
@@ -321,9 +329,8 @@ class TcpStack {
   void mark_output(Tcb& tcb) noexcept;
   uint32_t receive_window(const Tcb& tcb) const noexcept;
   uint32_t ts_clock(uint64_t now_us) const noexcept;
-  // RFC 5961 7: challenge ACKs are rate-limited per stack, so that a blind
-  // attacker cannot use us to flood (or to probe the limit across flows).
-  bool allow_challenge_ack(uint64_t now_us) noexcept;
+  // RFC 5961 7: challenge ACKs are rate-limited, per connection.
+  bool allow_challenge_ack(Tcb& tcb, uint64_t now_us) noexcept;
 
   TcpConfig config_;
   IsnGenerator isn_;
@@ -341,8 +348,6 @@ class TcpStack {
   ForeignHandler foreign_ = nullptr;
   void* foreign_context_ = nullptr;
   void* port_filter_context_ = nullptr;
-  uint64_t challenge_window_us_ = 0;
-  uint32_t challenge_acks_in_window_ = 0;
   uint32_t used_ = 0;
   uint32_t half_open_ = 0;
   uint64_t now_us_ = 0;
