@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -146,10 +147,12 @@ class TcpPair {
 
   // A frame as a port would deliver it to side `to` (crafted segments).
   void inject(Side& to, const Bytes& frame) {
+    if (frame.size() > HeapFrameIo::kBufferSize - HeapFrameIo::kHeadroom) {
+      throw std::length_error("crafted frame larger than a pool buffer");
+    }
     net::Frame f = pool_.receive(frame);
     if (f.data != nullptr) to.iface->input(f, now_us);
   }
-  Side& other(const Side& s) { return &s == &a ? b : a; }
 
   void set_faults(Side& side, const dataplane::FaultSpec& spec, uint64_t seed) {
     side.faults = std::make_unique<dataplane::FaultInjector>(spec, seed, *side.link);

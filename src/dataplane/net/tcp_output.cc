@@ -239,7 +239,12 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
       // Sender SWS avoidance without Nagle (RFC 9293 3.8.6.2.1): full
       // segments, or the tail of what is queued, or half the largest window
       // the peer ever offered. Latency matters more than tinygrams here.
-      if (len < tcb.smss && len < unsent && len < tcb.max_snd_wnd / 2) break;
+      // A retransmission (below SND.MAX) is never held back: RFC 6298 5.4
+      // wants the earliest unacknowledged segment sent on every expiry.
+      if (len < tcb.smss && len < unsent && len < tcb.max_snd_wnd / 2 &&
+          !seq_lt(tcb.snd_nxt, tcb.snd_max)) {
+        break;
+      }
     }
     uint8_t flags = kFlagAck;
     if (len == unsent && fin_pending && len <= tcb.smss) flags |= kFlagFin;
@@ -300,7 +305,7 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
     // the window opens.
     tcb.snd_nxt = tcb.snd_una;
   }
-  if (tcb.snd_una == tcb.snd_nxt && tcb.snd.size() != 0) {
+  if ((tcb.snd_wnd == 0 || tcb.snd_una == tcb.snd_max) && tcb.snd.size() != 0) {
     if (tcb.snd_wnd == 0) {
       // Zero-window probe: an out-of-window ACK (SEG.SEQ = SND.UNA - 1)
       // makes the peer answer with its current window; probing continues as

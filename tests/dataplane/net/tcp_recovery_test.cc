@@ -306,16 +306,17 @@ TEST_P(TcpFastRecovery, TwoLossesInOneWindowNeedNoTimeout) {
   EXPECT_EQ(c.retransmitted_segments.get(), 2u);
 }
 
-// Three losses spread over one window: with SACK all three are repaired in
-// one recovery episode (RFC 6675); NewReno needs one RTT per hole but still
-// no timeout.
+// Three losses spread over one window of a path with a real round trip
+// (2 ms each way, so that a full window is in flight): with SACK all three
+// are repaired in one recovery episode (RFC 6675); NewReno repairs one hole
+// per partial ACK (RFC 6582 3.2 step 5); neither needs the timer.
 TEST_P(TcpFastRecovery, ThreeLossesInOneWindowNeedNoTimeout) {
-  // Known gap (issue 3, open): with SACK *and* timestamps the third hole is
-  // repaired by the retransmission timer, not within the recovery. The data
-  // arrives intact; the test stays to be re-enabled with the fix.
-  if (GetParam().sack && GetParam().timestamps) GTEST_SKIP() << "known gap: SACK+TS multi-hole recovery";
-  loss.drop_offsets = {60'000, 60'000 + 3 * 1460, 60'000 + 7 * 1460};
-  const std::string data = pattern(300'000, 7);
+  dataplane::FaultSpec delay;
+  delay.delay_us = 2'000;
+  r.pair.set_faults(r.pair.a, delay, 51);
+  r.pair.set_faults(r.pair.b, delay, 52);
+  loss.drop_offsets = {100'000, 100'000 + 3 * 1448, 100'000 + 7 * 1448};
+  const std::string data = pattern(400'000, 7);
   ASSERT_TRUE(r.transfer(data, 30'000'000));
   EXPECT_TRUE(r.server.conns[0].received == data);
   EXPECT_EQ(loss.dropped_seqs.size(), 3u);
@@ -323,6 +324,24 @@ TEST_P(TcpFastRecovery, ThreeLossesInOneWindowNeedNoTimeout) {
   EXPECT_EQ(c.rto_expirations.get(), 0u);
   EXPECT_EQ(c.retransmitted_segments.get(), 3u);
   EXPECT_EQ(c.fast_retransmits.get(), GetParam().sack ? 1u : 3u);
+}
+
+// RFC 6675 5 (C): during SACK recovery, "cwnd - pipe" - not SND.NXT -
+// SND.UNA - decides whether a segment may be sent, and NextSeg (rule 2)
+// sends new data when no hole is yet deemed lost. After the first
+// retransmission a partial ACK leaves a second hole with too few SACKed
+// bytes above it to call it lost; new data must keep flowing so that the
+// SACKs it brings back mark the hole lost, instead of waiting for the
+// retransmission timer.
+TEST_P(TcpFastRecovery, SackRecoveryClocksOutNewDataByPipe) {
+  loss.drop_offsets = {60'000, 60'000 + 3 * 1460};
+  const std::string data = pattern(300'000, 25);
+  ASSERT_TRUE(r.transfer(data, 30'000'000));
+  EXPECT_TRUE(r.server.conns[0].received == data);
+  EXPECT_EQ(loss.dropped_seqs.size(), 2u);
+  const auto& c = r.pair.a.tcp->counters();
+  EXPECT_EQ(c.rto_expirations.get(), 0u);
+  EXPECT_EQ(c.retransmitted_segments.get(), 2u);
 }
 
 // A lost retransmission: only the timer can repair it (RFC 6675 and 6582
@@ -547,6 +566,14 @@ TEST(TcpRecovery, RtoRetransmitsEvenWhenTheWindowIsBelowOneSegment) {
   ASSERT_GE(copies.size(), 1u) << "the 1000 bytes were never sent";
   EXPECT_GE(copies.size(), 3u) << "the timer expired (" << pair.a.tcp->counters().rto_expirations.get()
                                << " times) but nothing was retransmitted: " << pair.a.tcp->describe(h);
+  // Every expiry sends: the first (the override) the original, each later
+  // one a retransmission, at RTO, 2 RTO, 4 RTO... (RFC 6298 5.4-5.6).
+  EXPECT_EQ(copies.size(), pair.a.tcp->counters().rto_expirations.get())
+      << "expiries that retransmitted nothing: " << pair.a.tcp->describe(h);
+  for (size_t i = 2; i < copies.size(); ++i) {
+    const double ratio = double(copies[i] - copies[i - 1]) / double(copies[i - 1] - copies[i - 2]);
+    EXPECT_NEAR(ratio, 2.0, 0.05) << "retransmission " << i;
+  }
 }
 
 // RFC 9293 3.8.6.2.2 says a receiver SHOULD NOT shrink its window, but
@@ -918,15 +945,13 @@ TEST(TcpReceiver, PeerMssBoundsDataPlusOptions) {
   }
 }
 
-// RFC 9293 3.8.6.2.2 (MUST-39): the receiver avoids the silly window
-// syndrome: once its window has closed, it does not reopen it in steps
-// smaller than min(RCV.BUFF / 2, Eff.snd.MSS), whatever its application
-// reads. Here the application reads 100 bytes every 50 ms; the sender must
-// not be offered (and so not send) 100-byte windows.
-// Known gap (issue 3, open): after the application drains a full receive
-// buffer in small reads, a few windows and segments below one MSS are still
-// exchanged. Disabled until the receiver's window update rule is fixed.
-TEST(TcpReceiver, DISABLED_ReceiverSwsAvoidanceDoesNotOfferTinyWindows) {
+// RFC 9293 3.8.6.2.2 (receiver SWS avoidance, a MUST): once its window has
+// closed, the receiver moves the right edge of the window it offers
+// (RCV.NXT + RCV.WND) only by at least min(RCV.BUFF / 2, Eff.snd.MSS),
+// whatever its application reads. Here the application reads 100 bytes every
+// 50 ms; the sender must never be offered 100 more bytes (which, after its
+// SWS override timeout, it would send as a 100-byte segment).
+TEST(TcpReceiver, ReceiverSwsAvoidanceMovesTheRightEdgeOnlyByUsefulSteps) {
   Recovery r;
   r.server.auto_read = false;
   r.open();
@@ -937,16 +962,22 @@ TEST(TcpReceiver, DISABLED_ReceiverSwsAvoidanceDoesNotOfferTinyWindows) {
                               static_cast<uint32_t>(data.size() - off));
   };
   r.pair.run_until([&] { feed(); return false; }, 2'000'000);
-  // Full, up to the scale-shift rounding of the window (see above).
-  ASSERT_GE(r.pair.b.tcp->readable(r.hb), r.pair.b.tcp->config().buffer_size - 2);
-  std::vector<size_t> small_segments;
-  std::vector<uint32_t> small_windows;
+  ASSERT_GE(r.pair.b.tcp->readable(r.hb), r.pair.b.tcp->config().buffer_size - 1460);  // window (nearly) closed
+  // Eff.snd.MSS: the sender's full segment, timestamps taken off.
+  const uint32_t step = std::min<uint32_t>(r.pair.b.tcp->config().buffer_size / 2, 1460 - 12);
+  const uint8_t shift = net::tcp::window_shift_for(r.pair.b.tcp->config().buffer_size);
+  bool have_edge = false;
+  uint32_t edge = 0;
+  std::vector<uint32_t> small_steps;
   r.pair.add_tap([&](TcpPair::Side& from, net::Frame& f) {
     auto c = parse_tcp_frame(f);
-    if (!c) return true;
-    if (&from == &r.pair.a && !c->payload.empty() && c->payload.size() < 536) small_segments.push_back(c->payload.size());
-    const uint32_t w = uint32_t{c->seg.window} << 1;  // the server's shift for a 64 KiB buffer
-    if (&from == &r.pair.b && w != 0 && w < 536) small_windows.push_back(w);
+    if (!c || &from != &r.pair.b || !c->has(kFlagAck)) return true;
+    const uint32_t right = c->ack() + (uint32_t{c->seg.window} << shift);
+    if (have_edge && seq_lt(edge, right)) {
+      if (right - edge < step) small_steps.push_back(right - edge);
+    }
+    if (!have_edge || seq_lt(edge, right)) edge = right;
+    have_edge = true;
     return true;
   });
   uint8_t buf[100];
@@ -954,9 +985,9 @@ TEST(TcpReceiver, DISABLED_ReceiverSwsAvoidanceDoesNotOfferTinyWindows) {
     ASSERT_EQ(r.pair.b.tcp->read(r.hb, buf, sizeof buf), sizeof buf);
     r.pair.run_until([&] { feed(); return false; }, 50'000);
   }
-  EXPECT_TRUE(small_windows.empty()) << small_windows.size() << " windows below 536 bytes offered, the first "
-                                     << (small_windows.empty() ? 0 : small_windows[0]);
-  EXPECT_TRUE(small_segments.empty()) << small_segments.size() << " segments below 536 bytes sent";
+  EXPECT_TRUE(small_steps.empty()) << small_steps.size() << " right-edge moves below " << step
+                                   << " bytes, the first by " << (small_steps.empty() ? 0 : small_steps[0]);
+  EXPECT_EQ(r.pair.a.tcp->state(r.h), State::established);
 }
 
 // RFC 9293 3.10.7.4: "Segments with higher beginning sequence numbers SHOULD
