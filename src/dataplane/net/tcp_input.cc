@@ -634,7 +634,7 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
       break;
     case State::last_ack:
       if (tcb.fin_acked) {
-        finish(tcb, CloseReason::closed);
+        finish_when_read(tcb);
         return;
       }
       break;

@@ -137,6 +137,19 @@ void TcpStack::set_state(Tcb& tcb, State state) noexcept {
   tcb.state = state;
 }
 
+void TcpStack::finish_when_read(Tcb& tcb) noexcept {
+  // The protocol is done (TIME-WAIT over, or our FIN acknowledged in
+  // LAST-ACK) but the application has not read everything the peer sent:
+  // keep the TCB until it has (read /
+  // consume / close / abort finish it), so that no received byte is lost.
+  if (tcb.rcv.readable() != 0 && !tcb.read_closed) {
+    cancel_all_timers(tcb);
+    tcb.drained_close = true;
+    return;
+  }
+  finish(tcb, CloseReason::closed);
+}
+
 void TcpStack::finish(Tcb& tcb, CloseReason reason) noexcept {
   switch (reason) {
     case CloseReason::closed: counters_.connections_closed.add(); break;
@@ -260,7 +273,7 @@ void TcpStack::on_timer(Tcb::Timer& timer, uint64_t now_us) noexcept {
     case TimerKind::linger:
       switch (tcb.state) {
         case State::time_wait:
-          finish(tcb, CloseReason::closed);
+          finish_when_read(tcb);
           return;
         case State::fin_wait_2:
           // The peer never closed: Linux's tcp_fin_timeout behaviour.
@@ -375,6 +388,10 @@ uint32_t TcpStack::read(ConnHandle h, uint8_t* out, uint32_t len) noexcept {
   if (tcb == nullptr) return 0;
   const uint32_t window_before = receive_window(*tcb);
   const uint32_t n = tcb->rcv.read(out, len);
+  if (tcb->drained_close && tcb->rcv.readable() == 0) {
+    finish(*tcb, CloseReason::closed);
+    return n;
+  }
   // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): announce the opened window
   // once it grew by a full segment or half the buffer.
   if (n != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
@@ -395,6 +412,10 @@ void TcpStack::consume(ConnHandle h, uint32_t len) noexcept {
   if (tcb == nullptr) return;
   const uint32_t window_before = receive_window(*tcb);
   tcb->rcv.consume(len);
+  if (tcb->drained_close && tcb->rcv.readable() == 0) {
+    finish(*tcb, CloseReason::closed);
+    return;
+  }
   if (len != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
     tcb->ack_now = true;
     mark_output(*tcb);
@@ -423,6 +444,10 @@ void TcpStack::shutdown(ConnHandle h) noexcept {
 void TcpStack::close(ConnHandle h) noexcept {
   Tcb* tcb = get(h);
   if (tcb == nullptr) return;
+  if (tcb->drained_close) {
+    finish(*tcb, CloseReason::closed);
+    return;
+  }
   tcb->read_closed = true;
   // RFC 2525 2.17: closing with unread data loses it; tell the peer with RST.
   if (tcb->rcv.readable() != 0) {

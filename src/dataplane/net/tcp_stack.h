@@ -147,6 +147,7 @@ struct Tcb {
   // peer's ACKs make room.
   mutable bool want_writable = false;
   bool close_notified = false;
+  bool drained_close = false;  // protocol done; freed once the app read all
   void* user = nullptr;
 
   // ACK policy (RFC 9293 3.8.6.3; RFC 5681 4.2).
@@ -294,6 +295,7 @@ class TcpStack {
   void cancel_all_timers(Tcb& tcb) noexcept;
   // Ends the connection: tells the application once, frees the TCB.
   void finish(Tcb& tcb, CloseReason reason) noexcept;
+  void finish_when_read(Tcb& tcb) noexcept;
 
   // tcp_input.cc: segment arrival (RFC 9293 3.10.7).
   void listen_input(Interface& iface, const ipv4::Header& ip, const Segment& seg,
