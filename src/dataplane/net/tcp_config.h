@@ -26,7 +26,9 @@ struct TcpConfig {
   // 2*MSL. RFC 9293 3.4.2 suggests MSL = 2 min; Linux's TIME-WAIT is 60 s.
   uint32_t time_wait_us = 60'000'000;
   uint32_t fin_wait_2_timeout_us = 60'000'000;
-  uint8_t max_syn_retries = 6;       // R2 for SYN (RFC 9293 3.8.3: at least 3 min)
+  // R2 for SYN: 1 s doubling to 64 s, ~2 min in all (RFC 9293 3.8.3 asks
+  // for at least 3 min; Linux's 6 retries give 127 s).
+  uint8_t max_syn_retries = 6;
   uint8_t max_retries = 15;          // R2 for data (RFC 9293 3.8.3: at least 100 s)
   uint32_t min_rto_us = 200'000;
   uint32_t max_rto_us = 60'000'000;

@@ -99,8 +99,7 @@ void TcpStack::listen_input(Interface& iface, const ipv4::Header& ip, const Segm
           iface.counters().drop(DropReason::tcp_connection_limit);
           return;
         }
-        counters_.syn_cookies_validated.add();
-        counters_.passive_opens.add();
+        counters_.syn_cookies_validated.add();  // passive_opens: in establish()
         tcb->passive = true;
         // As if the SYN-ACK had come from a TCB: SND.UNA at our SYN, which
         // this ACK acknowledges in the SYN-RECEIVED step below.
