@@ -163,8 +163,14 @@ void TcpStack::finish(Tcb& tcb, CloseReason reason) noexcept {
   const bool tell = app != nullptr && !tcb.close_notified &&
                     !(tcb.passive && tcb.state == State::syn_received);
   tcb.close_notified = true;
-  release(tcb);
+  // The application hears of the end while the handle still resolves, so
+  // that it can find its own state (user()) and act on the other side of a
+  // relay; the TCB is CLOSED and its timers stopped, so nothing more can
+  // happen to it meanwhile.
+  cancel_all_timers(tcb);
+  set_state(tcb, State::closed);
   if (tell) app->on_closed(*this, h, reason);
+  if (Tcb* still = get(h)) release(*still);
 }
 
 // --- buffers -------------------------------------------------------------
