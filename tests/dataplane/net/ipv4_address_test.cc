@@ -36,7 +36,7 @@ TEST(Ipv4Address, ParsesPrefixes) {
 
 TEST(Ipv4Address, FormatsRoundTrip) {
   EXPECT_EQ(format_ipv4(0xc6120002u), "198.18.0.2");
-  EXPECT_EQ(format_ipv4(*parse_ipv4("10.0.255.1")), "10.0.255.1");
+  EXPECT_EQ(format_ipv4(*parse_ipv4("198.19.255.1")), "198.19.255.1");
 }
 
 TEST(Ipv4Address, MartianSourcesPerRfc1122) {
