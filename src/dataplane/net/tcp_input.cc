@@ -310,7 +310,8 @@ void TcpStack::take_rtt_sample(Tcb& tcb, const Segment& seg, uint64_t now_us) no
   }
 }
 
-void TcpStack::process_sack(Tcb& tcb, const Segment& seg) noexcept {
+bool TcpStack::process_sack(Tcb& tcb, const Segment& seg) noexcept {
+  const uint32_t sacked_before = tcb.scoreboard.sacked_bytes();
   // RFC 2018 / RFC 6675: only blocks inside (SND.UNA, SND.MAX] count.
   for (uint8_t i = 0; i < seg.options.sack_count; ++i) {
     uint32_t left = seg.options.sack[i].left;
@@ -319,6 +320,7 @@ void TcpStack::process_sack(Tcb& tcb, const Segment& seg) noexcept {
     if (seq_lt(left, tcb.snd_una)) left = tcb.snd_una;
     tcb.scoreboard.add(left - tcb.snd_una, right - tcb.snd_una);
   }
+  return tcb.scoreboard.sacked_bytes() != sacked_before;
 }
 
 void TcpStack::update_send_window(Tcb& tcb, const Segment& seg) noexcept {
@@ -346,7 +348,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     if (allow_challenge_ack(tcb, now_us)) tcb.ack_now = true;
     return false;
   }
-  if (tcb.sack_ok && seg.options.sack_count != 0) process_sack(tcb, seg);
+  const bool new_sack = tcb.sack_ok && seg.options.sack_count != 0 && process_sack(tcb, seg);
 
   if (seq_gt(seg.ack, tcb.snd_una)) {
     const uint32_t acked = seg.ack - tcb.snd_una;
@@ -394,10 +396,13 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     } else if (!(tcb.in_recovery && tcb.partial_ack_seen)) {
       restart_retransmit_timer(tcb);
     }
-  } else if (seg.ack == tcb.snd_una && seg.payload_len == 0 && !seg.has(kFlagSyn) &&
-             !seg.has(kFlagFin) && tcb.flight_size() != 0 &&
-             (uint32_t{seg.window} << tcb.snd_wscale) == tcb.snd_wnd) {
-    // A duplicate ACK as RFC 5681 2 defines it.
+  } else if (seg.ack == tcb.snd_una && !seg.has(kFlagSyn) && tcb.flight_size() != 0 &&
+             (new_sack || (seg.payload_len == 0 && !seg.has(kFlagFin) &&
+                           (uint32_t{seg.window} << tcb.snd_wscale) == tcb.snd_wnd))) {
+    // A duplicate ACK as RFC 5681 2 defines it, or (RFC 6675 2) any ACK
+    // that SACKs new data: when both sides send, the peer's ACKs ride on
+    // its data and would never count as duplicates, leaving every loss to
+    // the retransmission timer.
     ++tcb.dupacks;
     const bool sack_loss = tcb.sack_ok && tcb.scoreboard.is_lost(0, tcb.payload_mss());
     if (!tcb.in_recovery && (tcb.dupacks >= kDupThresh || sack_loss) &&
@@ -480,17 +485,13 @@ void TcpStack::process_fin(Tcb& tcb, uint64_t now_us) noexcept {
       break;
     case State::fin_wait_1:
       if (tcb.fin_acked) {
-        set_state(tcb, State::time_wait);
-        cancel_all_timers(tcb);
-        schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+        enter_time_wait(tcb, now_us);
       } else {
         set_state(tcb, State::closing);
       }
       break;
     case State::fin_wait_2:
-      set_state(tcb, State::time_wait);
-      cancel_all_timers(tcb);
-      schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+      enter_time_wait(tcb, now_us);
       break;
     case State::time_wait:
       schedule(tcb.linger_timer, now_us + config_.time_wait_us);
@@ -570,6 +571,15 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
       return;
     }
     counters_.resets_received.add();
+    // RFC 9293 3.10.7.4: a RST ends TIME-WAIT early (Linux does the same
+    // unless tcp_rfc1337 is set). Both FINs were exchanged and acknowledged
+    // before it, so the connection ended cleanly: a peer that answers our
+    // last ACK with a RST (it had already closed) must not turn a complete
+    // exchange into a reset, which a relay would carry to the other side.
+    if (tcb.state == State::time_wait) {
+      finish_when_read(tcb);
+      return;
+    }
     // A passive open in SYN-RECEIVED goes back to LISTEN: nothing to tell.
     finish(tcb, CloseReason::reset_by_peer);
     return;
@@ -625,11 +635,7 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
       }
       break;
     case State::closing:
-      if (tcb.fin_acked) {
-        set_state(tcb, State::time_wait);
-        cancel_all_timers(tcb);
-        schedule(tcb.linger_timer, now_us + config_.time_wait_us);
-      }
+      if (tcb.fin_acked) enter_time_wait(tcb, now_us);
       break;
     case State::last_ack:
       if (tcb.fin_acked) {
@@ -677,15 +683,19 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
     tcb.app->on_readable(*this, h);
     if (get(h) == nullptr) return;
   }
-  if (fin_now && tcb.app != nullptr) {
-    tcb.app->on_peer_closed(*this, h);
-    if (get(h) == nullptr) return;
+  if (fin_now) {
+    tcb.fin_told = true;
+    if (tcb.app != nullptr) {
+      tcb.app->on_peer_closed(*this, h);
+      if (get(h) == nullptr) return;
+    }
   }
   if (writable && tcb.app != nullptr) {
     tcb.want_writable = false;
     tcb.app->on_writable(*this, h);
     if (get(h) == nullptr) return;
   }
+  if (tcb.state == State::time_wait) notify_complete(tcb);
   output(tcb, now_us);
   // Giving buffers back on every segment of a bulk transfer costs ~100
   // instructions per segment (perf/tcp_bench): do it when the pool runs low

@@ -137,6 +137,30 @@ void TcpStack::set_state(Tcb& tcb, State state) noexcept {
   tcb.state = state;
 }
 
+void TcpStack::enter_time_wait(Tcb& tcb, uint64_t now_us) noexcept {
+  set_state(tcb, State::time_wait);
+  cancel_all_timers(tcb);
+  schedule(tcb.linger_timer, now_us + config_.time_wait_us);
+}
+
+// In TIME-WAIT both directions are finished and acknowledged: nothing the
+// application does can change the connection any more, and 2*MSL is far too
+// long for it to wait (a relay would keep its pair for a minute). Like
+// Linux's timewait sockets, the TCB stays for the protocol alone: the
+// application hears of a clean end as soon as it has read everything and
+// the peer's FIN was announced. Its handle still names the TIME-WAIT TCB
+// (state() and describe() show it) until 2*MSL ends, but nothing the
+// application could still call changes the protocol: there is nothing to
+// read, send and shutdown are refused, and abort only ends TIME-WAIT early.
+void TcpStack::notify_complete(Tcb& tcb) noexcept {
+  if (tcb.close_notified || !tcb.fin_told || (tcb.rcv.readable() != 0 && !tcb.read_closed)) return;
+  tcb.close_notified = true;
+  TcpApp* app = tcb.app;
+  tcb.app = nullptr;
+  if (app != nullptr) app->on_closed(*this, handle_of(tcb), CloseReason::closed);
+  tcb.user = nullptr;
+}
+
 void TcpStack::finish_when_read(Tcb& tcb) noexcept {
   // The protocol is done (TIME-WAIT over, or our FIN acknowledged in
   // LAST-ACK) but the application has not read everything the peer sent:
@@ -384,6 +408,21 @@ uint32_t TcpStack::unsent_bytes(ConnHandle h) const noexcept {
   return tcb->snd.size();
 }
 
+// The application has read the last byte of a connection whose protocol is
+// over (drained_close) or lingering in TIME-WAIT: it ends for the
+// application now. True when the handle is stale from here on.
+bool TcpStack::drained(Tcb& tcb) noexcept {
+  if (tcb.drained_close) {
+    finish(tcb, CloseReason::closed);
+    return true;
+  }
+  if (tcb.state == State::time_wait) {
+    notify_complete(tcb);
+    return true;
+  }
+  return false;
+}
+
 uint32_t TcpStack::readable(ConnHandle h) const noexcept {
   const Tcb* tcb = get(h);
   return tcb == nullptr ? 0 : tcb->rcv.readable();
@@ -394,10 +433,7 @@ uint32_t TcpStack::read(ConnHandle h, uint8_t* out, uint32_t len) noexcept {
   if (tcb == nullptr) return 0;
   const uint32_t window_before = receive_window(*tcb);
   const uint32_t n = tcb->rcv.read(out, len);
-  if (tcb->drained_close && tcb->rcv.readable() == 0) {
-    finish(*tcb, CloseReason::closed);
-    return n;
-  }
+  if (tcb->rcv.readable() == 0 && drained(*tcb)) return n;
   // RFC 9293 3.8.6.2.2 (receiver SWS avoidance): announce the opened window
   // once it grew by a full segment or half the buffer.
   if (n != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
@@ -418,10 +454,7 @@ void TcpStack::consume(ConnHandle h, uint32_t len) noexcept {
   if (tcb == nullptr) return;
   const uint32_t window_before = receive_window(*tcb);
   tcb->rcv.consume(len);
-  if (tcb->drained_close && tcb->rcv.readable() == 0) {
-    finish(*tcb, CloseReason::closed);
-    return;
-  }
+  if (tcb->rcv.readable() == 0 && drained(*tcb)) return;
   if (len != 0 && receive_window(*tcb) - window_before >= std::min<uint32_t>(tcb->smss, config_.buffer_size / 2)) {
     tcb->ack_now = true;
     mark_output(*tcb);

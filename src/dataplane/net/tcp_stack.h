@@ -147,6 +147,7 @@ struct Tcb {
   // peer's ACKs make room.
   mutable bool want_writable = false;
   bool close_notified = false;
+  bool fin_told = false;  // on_peer_closed was called (or nobody to call)
   bool drained_close = false;  // protocol done; freed once the app read all
   void* user = nullptr;
 
@@ -266,6 +267,13 @@ class TcpStack {
   // One line of a connection's sequence and window state, for operators
   // (telemetry) and test failures. Control path: allocates.
   std::string describe(ConnHandle h) const;
+  // Every live connection's handle, in table order. Control path.
+  template <typename Fn>
+  void for_each_connection(Fn&& fn) const {
+    for (const Tcb& tcb : tcbs_) {
+      if (tcb.in_use) fn(handle_of(tcb));
+    }
+  }
 
   const TcpCounters& counters() const noexcept { return counters_; }
   uint64_t now_us() const noexcept { return now_us_; }
@@ -296,6 +304,9 @@ class TcpStack {
   // Ends the connection: tells the application once, frees the TCB.
   void finish(Tcb& tcb, CloseReason reason) noexcept;
   void finish_when_read(Tcb& tcb) noexcept;
+  void enter_time_wait(Tcb& tcb, uint64_t now_us) noexcept;
+  void notify_complete(Tcb& tcb) noexcept;
+  bool drained(Tcb& tcb) noexcept;
 
   // tcp_input.cc: segment arrival (RFC 9293 3.10.7).
   void listen_input(Interface& iface, const ipv4::Header& ip, const Segment& seg,
@@ -306,7 +317,8 @@ class TcpStack {
   bool acceptable(const Tcb& tcb, const Segment& seg) const noexcept;
   bool paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   bool process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
-  void process_sack(Tcb& tcb, const Segment& seg) noexcept;
+  // True when the segment SACKed data not SACKed before.
+  bool process_sack(Tcb& tcb, const Segment& seg) noexcept;
   void process_data(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   void process_fin(Tcb& tcb, uint64_t now_us) noexcept;
   void update_send_window(Tcb& tcb, const Segment& seg) noexcept;
