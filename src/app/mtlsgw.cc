@@ -150,8 +150,11 @@ int run(int argc, char** argv) {
     for (const auto& port : dataplane.ports()) {
       char mac[RTE_ETHER_ADDR_FMT_SIZE];
       rte_ether_format_addr(mac, sizeof mac, &port->mac());
-      fmt::print("port {} ({}): mac {}, {} queue(s), rss {}\n", port->id(), port->driver(), mac,
-                 port->queues(), port->rss() ? "on" : "off");
+      const std::string& fallback = port->steering_fallback();
+      fmt::print("port {} ({}): mac {}, {} queue(s), rss {}, steering {}{}\n", port->id(),
+                 port->driver(), mac, port->queues(), port->rss() ? "on" : "off",
+                 dataplane::to_string(port->steering().mode()),
+                 fallback.empty() ? "" : fmt::format(" ({})", fallback));
     }
     control::telemetry_attach(&dataplane);
     if (!control::stop_requested()) {

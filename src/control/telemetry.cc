@@ -126,6 +126,13 @@ int cmd_ports(const char*, const char*, rte_tel_data* d) {
           c, "gateway", iface.gateway == 0 ? "none" : net::format_ipv4(iface.gateway).c_str());
       rte_tel_data_add_dict_u64(c, "queues", port.queues());
       rte_tel_data_add_dict_u64(c, "rss", port.rss() ? 1 : 0);
+      rte_tel_data_add_dict_string(c, "steering",
+                                   std::string(dataplane::to_string(port.steering().mode())).c_str());
+      if (port.steering().mode() == dataplane::FlowSteering::Mode::rss) {
+        rte_tel_data_add_dict_u64(c, "reta_size", port.steering().reta_size());
+      } else if (!port.steering_fallback().empty()) {
+        rte_tel_data_add_dict_string(c, "steering_fallback", port.steering_fallback().c_str());
+      }
       rte_eth_link link{};
       if (rte_eth_link_get_nowait(port.id(), &link) == 0) {
         rte_tel_data_add_dict_u64(c, "link_up", link.link_status);

@@ -1,7 +1,9 @@
 #pragma once
 // Ethernet device bring-up: one RX and one TX queue per worker on every port,
 // RSS where the device offers it, one mbuf pool per port on the port's NUMA
-// socket. Runs on the main lcore at start and shutdown only.
+// socket, and the flow steering the device allows (its Toeplitz key and
+// redirection table read back, or software). Runs on the main lcore at start
+// and shutdown only.
 
 #include <rte_ether.h>
 
@@ -9,6 +11,7 @@
 #include <string>
 
 #include "common/handles.h"
+#include "dataplane/flow_steering.h"
 
 namespace mtlsgw::dataplane {
 
@@ -35,17 +38,26 @@ class Port {
   rte_mempool* pool() const noexcept { return pool_.get(); }
   const std::string& driver() const noexcept { return driver_; }
   bool rss() const noexcept { return rss_; }
+  // How workers tell which of them owns a flow on this port.
+  const FlowSteering& steering() const noexcept { return steering_; }
+  // Why steering is software although there are several queues; empty
+  // otherwise.
+  const std::string& steering_fallback() const noexcept { return steering_fallback_; }
 
   // Stops the device; safe to call twice. Workers must have stopped.
   void stop() noexcept;
 
  private:
+  void set_up_steering();
+
   PortSettings settings_;
   MempoolHandle pool_;
   rte_ether_addr mac_{};
   std::string driver_;
   bool rss_ = false;
   bool started_ = false;
+  FlowSteering steering_;
+  std::string steering_fallback_;
 };
 
 }  // namespace mtlsgw::dataplane

@@ -44,6 +44,7 @@ Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& p
     interfaces_.push_back(std::make_unique<net::Interface>(binding.interface, io, counters_));
     interfaces_.back()->set_neighbor_listener(this);
     interfaces_.back()->set_tcp(tcp_.get());
+    steering_.push_back(binding.port->steering());
   }
   for (const ListenerSpec& listener : settings.listeners) {
     // A relay's connections leave from the interface that reaches its
@@ -96,27 +97,49 @@ void Worker::set_workers(const std::vector<Worker*>& workers) {
   }
 }
 
-// Software dispatch (for devices without RSS, like net_tap here): the owner
-// of an active open is the worker whose index is its local port modulo the
-// worker count, so that every worker can tell where a stray segment of such
-// a flow belongs. Passive flows stay with the worker that got the SYN (the
-// device keeps a flow on one queue).
-unsigned Worker::owner_of(const net::tcp::FourTuple& tuple) const noexcept {
-  return tuple.local_port % static_cast<unsigned>(workers_.size());
+// Who owns a flow is the port's FlowSteering rule. rss: the worker whose
+// queue the device's Toeplitz hash and redirection table give the flow's
+// incoming segments, so that connect() only takes source ports whose replies
+// reach the opening worker directly. software (devices without a readable
+// key and table, like net_tap here): worker local port mod N for active
+// opens, so that every worker can tell from a segment alone where it
+// belongs. Passive flows stay with the worker that got the SYN either way
+// (the device keeps a flow on one queue).
+const FlowSteering* Worker::steering_for_port(uint16_t port_id) const noexcept {
+  for (size_t p = 0; p < interfaces_.size(); ++p) {
+    if (interfaces_[p]->config().port_id == port_id) return &steering_[p];
+  }
+  return nullptr;
+}
+
+const FlowSteering* Worker::steering_for_address(net::Ipv4Address local_ip) const noexcept {
+  for (size_t p = 0; p < interfaces_.size(); ++p) {
+    if (interfaces_[p]->config().address.address == local_ip) return &steering_[p];
+  }
+  return nullptr;
 }
 
 bool Worker::owns_port(void* self, const net::tcp::FourTuple& tuple) noexcept {
   const auto* worker = static_cast<const Worker*>(self);
-  return worker->owner_of(tuple) == worker->index_;
+  // connect() leaves from one of our interfaces with its own address, so
+  // there is always a port; refusing otherwise fails the connect visibly.
+  const FlowSteering* steering = worker->steering_for_address(tuple.local_ip);
+  return steering != nullptr && steering->owner(tuple) == worker->index_;
 }
 
+// With rss steering the owner computed here is normally the receiving worker
+// itself, and nothing moves; only a segment the device put elsewhere (a hash
+// function other than Toeplitz, a table changed behind our back) takes the
+// ring, so the flow survives a wrong prediction.
 bool Worker::dispatch_foreign(void* self, net::Interface& iface, const net::Frame& frame,
                               const net::tcp::FourTuple& tuple) noexcept {
   auto* worker = static_cast<Worker*>(self);
   const net::tcp::EphemeralPorts& ports = worker->tcp_->ephemeral_ports();
   if (tuple.local_port < ports.first() || tuple.local_port > ports.last()) return false;
-  const unsigned owner = worker->owner_of(tuple);
-  if (owner == worker->index_) return false;
+  const FlowSteering* steering = worker->steering_for_port(iface.config().port_id);
+  if (steering == nullptr) return false;
+  const unsigned owner = steering->owner(tuple);
+  if (owner == worker->index_ || owner >= worker->workers_.size()) return false;
   auto* m = static_cast<rte_mbuf*>(frame.handle);
   if (rte_ring_mp_enqueue(worker->workers_[owner]->packet_inbox_.get(), m) != 0) {
     iface.drop(frame, net::DropReason::tcp_not_owner);

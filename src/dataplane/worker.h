@@ -16,6 +16,7 @@
 #include "common/handles.h"
 #include "common/siphash.h"
 #include "dataplane/fault_injector.h"
+#include "dataplane/flow_steering.h"
 #include "dataplane/idle.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/tcp_stack.h"
@@ -104,7 +105,8 @@ class Worker final : private net::NeighborListener {
   static bool owns_port(void* self, const net::tcp::FourTuple& tuple) noexcept;
   static bool dispatch_foreign(void* self, net::Interface& iface, const net::Frame& frame,
                                const net::tcp::FourTuple& tuple) noexcept;
-  unsigned owner_of(const net::tcp::FourTuple& tuple) const noexcept;
+  const FlowSteering* steering_for_port(uint16_t port_id) const noexcept;
+  const FlowSteering* steering_for_address(net::Ipv4Address local_ip) const noexcept;
   void serve_requests(uint64_t now_us) noexcept;
   net::Interface* interface_for(uint16_t port_id) noexcept;
   uint64_t now_us(uint64_t tsc) const noexcept;
@@ -119,6 +121,7 @@ class Worker final : private net::NeighborListener {
   std::vector<std::unique_ptr<FaultInjector>> rx_faults_;     // per port, may be null
   std::vector<std::unique_ptr<FaultInjectingIo>> tx_faults_;  // per port, may be null
   std::vector<std::unique_ptr<net::Interface>> interfaces_;
+  std::vector<FlowSteering> steering_;  // per port, like interfaces_: a copy each worker reads alone
   std::unique_ptr<net::tcp::TcpStack> tcp_;
   std::vector<std::unique_ptr<net::tcp::TcpApp>> services_;
   std::vector<Worker*> peers_;

@@ -49,6 +49,12 @@ def test(workers: int, signal: str):
         ports = gw.telemetry("/mtlsgw/ports")
         check(ports["0"]["mac"].lower() == GATEWAY_MAC, f"port MAC: {ports}")
         check(ports["0"]["queues"] == workers, f"one queue per worker: {ports}")
+        # net_tap has no readable Toeplitz key or redirection table (the TUN
+        # driver picks queues), so flows are steered in software.
+        check(ports["0"]["steering"] == "software", f"net_tap steers in software: {ports}")
+        if workers > 1:
+            check("redirection table" in ports["0"].get("steering_fallback", ""),
+                  f"the reason for software steering: {ports}")
 
         # Malformed burst: every kind, BURST_ROUNDS times.
         before = gw.telemetry("/mtlsgw/drops")
