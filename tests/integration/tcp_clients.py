@@ -384,6 +384,11 @@ def cmd_refused(args):
             sock = socket.create_connection((GATEWAY_IP, args.port), timeout=args.stall)
         except ConnectionRefusedError:
             return "refused_at_connect"
+        except ConnectionResetError:
+            # The relay accepted, the upstream refused, and its RST beat the
+            # connect() call's own check of SO_ERROR (a connect with a
+            # timeout polls, then reads the socket error): a reset all the same.
+            return "reset_at_connect"
         sock.settimeout(args.stall)
         try:
             sock.sendall(b"hello?")
