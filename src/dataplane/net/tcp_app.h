@@ -44,7 +44,10 @@ class TcpApp {
   virtual void on_writable(TcpStack&, ConnHandle) noexcept {}
   // The peer sent FIN: no more data will arrive (after what is readable).
   virtual void on_peer_closed(TcpStack& stack, ConnHandle h) noexcept = 0;
-  // The connection is gone; h is invalid from now on.
+  // The connection is over for the application; it must not use h again.
+  // A clean end is told once both FINs are exchanged and everything
+  // received was read: when TIME-WAIT starts, not when it ends 2*MSL later
+  // (the TCB lingers for the protocol alone, like Linux's timewait sockets).
   virtual void on_closed(TcpStack& stack, ConnHandle h, CloseReason reason) noexcept = 0;
 };
 
