@@ -59,6 +59,9 @@ TcpStack::TcpStack(const TcpConfig& config, const SipKey& key, uint64_t now_us)
   free_buffers_.reserve(config.buffer_pool);
   for (uint32_t i = config.buffer_pool; i > 0; --i) free_buffers_.push_back(i - 1);
   output_pending_.reserve(config.max_connections);
+  // A live TCB has at most one entry; wait_for_buffer() compacts away the
+  // entries of TCBs that were released meanwhile before the vector grows.
+  buffer_waiters_.reserve(size_t{config.max_connections} * 2);
 }
 
 TcpStack::~TcpStack() = default;
@@ -241,6 +244,37 @@ void TcpStack::detach_buffers_if_idle(Tcb& tcb) noexcept {
   }
 }
 
+// A connection refused a send buffer because the pool was empty may never
+// receive another segment (its peer waits for it to speak): only the pool
+// can wake it. Waiters are served in arrival order, as many per poll as
+// there are free buffers.
+void TcpStack::wait_for_buffer(Tcb& tcb) noexcept {
+  if (tcb.waiting_for_buffer) return;
+  tcb.waiting_for_buffer = true;
+  if (buffer_waiters_.size() == buffer_waiters_.capacity()) {
+    std::erase_if(buffer_waiters_, [this](ConnHandle w) {
+      const Tcb* t = get(w);
+      return t == nullptr || !t->waiting_for_buffer;
+    });
+  }
+  buffer_waiters_.push_back(handle_of(tcb));
+}
+
+void TcpStack::wake_buffer_waiters() noexcept {
+  // Callbacks may queue again (appending) or release other TCBs (whose
+  // entries then fail the handle check): only the first n are served now.
+  const size_t n = std::min(buffer_waiters_.size(), free_buffers_.size());
+  for (size_t i = 0; i < n; ++i) {
+    Tcb* tcb = get(buffer_waiters_[i]);
+    if (tcb == nullptr || !tcb->waiting_for_buffer) continue;
+    tcb->waiting_for_buffer = false;
+    if (tcb->app == nullptr || !tcb->want_writable) continue;
+    tcb->want_writable = false;
+    tcb->app->on_writable(*this, buffer_waiters_[i]);
+  }
+  buffer_waiters_.erase(buffer_waiters_.begin(), buffer_waiters_.begin() + static_cast<ptrdiff_t>(n));
+}
+
 // --- timers --------------------------------------------------------------
 
 void TcpStack::schedule(Tcb::Timer& timer, uint64_t at_us) noexcept { wheel_.schedule(timer.node, at_us); }
@@ -260,6 +294,7 @@ void TcpStack::poll(uint64_t now_us) noexcept {
     // Timer is standard-layout with the node first.
     on_timer(*reinterpret_cast<Tcb::Timer*>(&node), now_us);
   });
+  if (!buffer_waiters_.empty() && !free_buffers_.empty()) wake_buffer_waiters();
   // Output requested by application calls made outside the receive path.
   for (size_t i = 0; i < output_pending_.size(); ++i) {
     Tcb& tcb = tcbs_[output_pending_[i]];
@@ -386,6 +421,7 @@ uint32_t TcpStack::send(ConnHandle h, const uint8_t* data, uint32_t len) noexcep
   }
   if (!attach_send_buffer(*tcb)) {
     tcb->want_writable = true;
+    wait_for_buffer(*tcb);
     return 0;
   }
   const uint32_t taken = tcb->snd.write(data, len);

@@ -146,6 +146,7 @@ struct Tcb {
   // send() refused bytes or send_space() said 0: tell on_writable when the
   // peer's ACKs make room.
   mutable bool want_writable = false;
+  bool waiting_for_buffer = false;  // queued in buffer_waiters_
   bool close_notified = false;
   bool fin_told = false;  // on_peer_closed was called (or nobody to call)
   bool drained_close = false;  // protocol done; freed once the app read all
@@ -297,6 +298,8 @@ class TcpStack {
   bool attach_send_buffer(Tcb& tcb) noexcept;
   bool attach_receive_buffer(Tcb& tcb) noexcept;
   void detach_buffers_if_idle(Tcb& tcb) noexcept;
+  void wait_for_buffer(Tcb& tcb) noexcept;
+  void wake_buffer_waiters() noexcept;
   void on_timer(Tcb::Timer& timer, uint64_t now_us) noexcept;
   void schedule(Tcb::Timer& timer, uint64_t at_us) noexcept;
   void cancel(Tcb::Timer& timer) noexcept;
@@ -369,6 +372,7 @@ class TcpStack {
   // Frames to send built by the application calls, flushed by poll(): lets
   // send() from inside on_readable() coalesce into one segment.
   std::vector<uint32_t> output_pending_;
+  std::vector<ConnHandle> buffer_waiters_;  // FIFO
 };
 
 }  // namespace mtlsgw::net::tcp

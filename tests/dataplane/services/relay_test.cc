@@ -141,10 +141,10 @@ class Peers final : public net::tcp::TcpApp {
   std::map<uint64_t, Conn> conns_;
 };
 
-net::tcp::TcpConfig relay_config() {
+net::tcp::TcpConfig relay_config(uint32_t buffer_pool = 1024) {
   net::tcp::TcpConfig c = TcpPair::small_config();
   c.max_connections = 512;
-  c.buffer_pool = 1024;
+  c.buffer_pool = buffer_pool;
   // 100 clients connect at once: no SYN cookies, whose lost third ACK
   // nobody retransmits in a server-first exchange (RFC 4987 3.6; Linux
   // alike); the cookie path has tests of its own.
@@ -157,8 +157,8 @@ net::tcp::TcpConfig relay_config() {
 }
 
 struct RelayRun {
-  RelayRun(Order order, size_t bytes, uint32_t max_pairs = 256)
-      : pair(relay_config()),
+  RelayRun(Order order, size_t bytes, uint32_t buffer_pool = 1024, uint32_t max_pairs = 256)
+      : pair(relay_config(buffer_pool)),
         relay(*pair.a.iface, ip(198, 18, 0, 1), kUpstreamPort, max_pairs),
         peers(order, bytes) {
     EXPECT_TRUE(pair.a.tcp->listen(kRelayPort, &relay));
@@ -275,6 +275,35 @@ TEST_P(RelayStreams, EveryStreamArrivesWholeAndEveryCloseIsCarried) {
   EXPECT_EQ(r.pair.a.tcp->connections(), 0u);
 }
 
+// Fewer buffers than the streams want at once (each side of each pair
+// wants one per direction): a send refused for want of a buffer must be
+// retried when the pool has one again, even by a connection whose peer is
+// silent, waiting for it to speak.
+// One direction at a time: both at once need more buffers than this pool
+// has (see the note in docs/architecture.md on sizing buffer_pool).
+class RelayUnderPoolPressure : public ::testing::TestWithParam<Case> {};
+
+TEST_P(RelayUnderPoolPressure, AConnectionRefusedABufferIsWokenWhenOneIsFree) {
+  constexpr size_t kClients = 100;
+  constexpr size_t kBytes = 96 * 1024;
+  RelayRun r(GetParam().order, kBytes, 96);
+  if (GetParam().faults) {
+    dataplane::FaultSpec spec;
+    spec.drop = 0.03;
+    spec.reorder = 0.03;
+    spec.duplicate = 0.01;
+    r.pair.set_faults(r.pair.a, spec, 81);
+    r.pair.set_faults(r.pair.b, spec, 82);
+  }
+  for (uint32_t i = 0; i < kClients; ++i) r.peers.open_client(*r.pair.b.tcp, *r.pair.b.iface, i);
+  ASSERT_TRUE(r.pair.run_until([&] { return r.peers.all_closed(); }, 600'000'000))
+      << r.open_connections();
+  r.pair.run_for(61'000'000, 1000);
+  r.check_streams(kClients, kBytes);
+  EXPECT_GT(r.pair.a.tcp->counters().buffer_pool_exhausted.get(), 0u) << "the pool was never short";
+  EXPECT_EQ(r.pair.a.tcp->connections(), 0u);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Orders, RelayStreams,
     ::testing::Values(Case{"client_first", Order::client_first, false},
@@ -283,6 +312,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"client_first_faults", Order::client_first, true},
                       Case{"server_first_faults", Order::server_first, true},
                       Case{"concurrent_faults", Order::concurrent, true}),
+    [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
+
+INSTANTIATE_TEST_SUITE_P(
+    Orders, RelayUnderPoolPressure,
+    ::testing::Values(Case{"client_first", Order::client_first, false},
+                      Case{"server_first", Order::server_first, false},
+                      Case{"client_first_faults", Order::client_first, true},
+                      Case{"server_first_faults", Order::server_first, true}),
     [](const ::testing::TestParamInfo<Case>& info) { return std::string(info.param.name); });
 
 }  // namespace
