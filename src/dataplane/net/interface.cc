@@ -86,24 +86,26 @@ void Interface::output_ipv4(Frame frame, Ipv4Address dst, uint64_t now_us) noexc
   }
 }
 
-void Interface::learn(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
-                      bool create) noexcept {
+bool Interface::merge_neighbor(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                               bool create) noexcept {
   Frame ready[ArpCache::kHoldPerEntry];
   const ArpCache::Learned learned = arp_.learn(ip, mac, now_us, create, ready);
   for (uint8_t i = 0; i < learned.ready_count; ++i) finish_and_send(ready[i], mac);
-  if (learned.changed) {
-    counters_.arp_learned.add();
-    if (listener_ != nullptr) listener_->neighbor_learned(config_.port_id, ip, mac);
-  }
+  return learned.changed;
+}
+
+void Interface::learn(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                      bool create) noexcept {
+  if (!merge_neighbor(ip, mac, now_us, create)) return;
+  counters_.arp_learned.add();
+  if (listener_ != nullptr) listener_->neighbor_learned(config_.port_id, ip, mac);
 }
 
 void Interface::learn_from_peer(Ipv4Address ip, const rte_ether_addr& mac,
                                 uint64_t now_us) noexcept {
   // The peer relays entries it created or changed, so the address is a
   // neighbour we talk to: create it. Relaying again would loop.
-  Frame ready[ArpCache::kHoldPerEntry];
-  const ArpCache::Learned learned = arp_.learn(ip, mac, now_us, true, ready);
-  for (uint8_t i = 0; i < learned.ready_count; ++i) finish_and_send(ready[i], mac);
+  merge_neighbor(ip, mac, now_us, true);
 }
 
 void Interface::send_request(Ipv4Address ip, const rte_ether_addr* unicast_to) noexcept {

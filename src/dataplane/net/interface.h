@@ -84,6 +84,10 @@ class Interface final : private ArpCache::Events {
   void drop_unresolved(const Frame& frame) noexcept override;
   Ipv4Address next_hop(Ipv4Address dst) const noexcept;
   void finish_and_send(Frame frame, const rte_ether_addr& dst) noexcept;
+  // RFC 826 merge into the table, then sends the frames that waited for
+  // the address; true when the entry is new or its MAC changed.
+  bool merge_neighbor(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                      bool create) noexcept;
 
   InterfaceConfig config_;
   FrameIo& io_;
