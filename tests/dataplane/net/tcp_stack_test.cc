@@ -5,6 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "tcp_pair.h"
 #include "tcp_steps.h"
 
@@ -98,6 +103,21 @@ TEST_F(TcpStackTest, SurvivesLossReorderingAndDuplication) {
   // Closes still complete under loss.
   pair.a.tcp->shutdown(h);
   ASSERT_TRUE(pair.run_until([&] { return server.conns[0].closed; }, 60'000'000));
+}
+
+// Telemetry's names for the connections-by-state gauges (docs/telemetry.md):
+// "tcp_state_" and the state's name, one per state but CLOSED (whose count
+// is always 0), and every TCP name carries the tcp_ prefix.
+TEST(TcpCounterNames, StateGaugesAreTcpPrefixedAndClosedHasNone) {
+  const net::tcp::TcpCounters counters;
+  std::vector<std::string> names;
+  net::tcp::for_each_counter(counters, [&](std::string_view name, uint64_t) { names.emplace_back(name); });
+  for (size_t s = 0; s < net::tcp::kStateCount; ++s) {
+    const State state = static_cast<State>(s);
+    const std::string gauge = std::string("tcp_state_") + net::tcp::name_of(state);
+    EXPECT_EQ(std::count(names.begin(), names.end(), gauge), state == State::closed ? 0 : 1) << gauge;
+  }
+  for (const std::string& name : names) EXPECT_EQ(name.rfind("tcp_", 0), 0u) << name;
 }
 
 }  // namespace
