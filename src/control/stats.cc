@@ -3,6 +3,23 @@
 #include <fmt/format.h>
 
 namespace mtlsgw::control {
+namespace {
+
+FaultStats fault_stats_of(const dataplane::Worker& worker, dataplane::FaultDirection direction) {
+  FaultStats f;
+  f.enabled = worker.fault_spec(direction).enabled();
+  if (f.enabled) f.spec = dataplane::format_fault_spec(worker.fault_spec(direction));
+  f.counts = worker.fault_stats(direction);
+  return f;
+}
+
+void append_faults(std::string& out, unsigned worker, const char* direction, const FaultStats& f) {
+  if (!f.enabled) return;
+  out += fmt::format("\nworker {} fault-{} ({}):", worker, direction, f.spec);
+  f.counts.for_each([&](const char* name, uint64_t value) { out += fmt::format(" {}={}", name, value); });
+}
+
+}  // namespace
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
   StatsSnapshot stats;
@@ -41,6 +58,8 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     w.iterations = load.iterations.get();
     w.busy_iterations = load.busy_iterations.get();
     w.sleeps = load.sleeps.get();
+    w.fault_rx = fault_stats_of(*worker, dataplane::FaultDirection::rx);
+    w.fault_tx = fault_stats_of(*worker, dataplane::FaultDirection::tx);
     stats.workers.push_back(w);
   }
   return stats;
@@ -61,6 +80,8 @@ std::string format_report(const StatsSnapshot& stats) {
         "sleeps",
         w.index, w.lcore, w.busy_percent(), w.busy_cycles, w.idle_cycles, w.iterations,
         w.sleeps);
+    append_faults(out, w.index, "rx", w.fault_rx);
+    append_faults(out, w.index, "tx", w.fault_tx);
   }
   out += '\n';
   return out;

@@ -12,6 +12,13 @@
 
 namespace mtlsgw::control {
 
+// One direction of a worker's fault injectors (summed over its ports).
+struct FaultStats {
+  bool enabled = false;
+  std::string spec;  // format_fault_spec(), when enabled
+  dataplane::FaultInjector::Stats counts;
+};
+
 struct WorkerStats {
   unsigned index = 0;
   unsigned lcore = 0;
@@ -20,6 +27,8 @@ struct WorkerStats {
   uint64_t iterations = 0;
   uint64_t busy_iterations = 0;
   uint64_t sleeps = 0;
+  FaultStats fault_rx;
+  FaultStats fault_tx;
   double busy_percent() const noexcept {
     const uint64_t total = busy_cycles + idle_cycles;
     return total == 0 ? 0.0 : 100.0 * static_cast<double>(busy_cycles) / static_cast<double>(total);
@@ -36,7 +45,8 @@ struct StatsSnapshot {
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);
 
-// Human-readable report: non-zero counters, drops by reason, worker load.
+// Human-readable report: non-zero counters, drops by reason, worker load,
+// and what each enabled fault injector did.
 std::string format_report(const StatsSnapshot& stats);
 
 }  // namespace mtlsgw::control

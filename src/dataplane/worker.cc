@@ -141,6 +141,20 @@ uint32_t Worker::receive_dispatched(uint64_t now) noexcept {
   return n;
 }
 
+FaultInjector::Stats Worker::fault_stats(FaultDirection direction) const noexcept {
+  FaultInjector::Stats total;
+  if (direction == FaultDirection::rx) {
+    for (const auto& faults : rx_faults_) {
+      if (faults) total += faults->stats();
+    }
+  } else {
+    for (const auto& faults : tx_faults_) {
+      if (faults) total += faults->injector().stats();
+    }
+  }
+  return total;
+}
+
 uint64_t Worker::now_us(uint64_t tsc) const noexcept {
   return static_cast<uint64_t>(static_cast<double>(tsc - tsc_start_) * us_per_tsc_);
 }

@@ -1,0 +1,42 @@
+#include "control/stats.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace mtlsgw::control {
+namespace {
+
+// The exit report (docs/telemetry.md): each enabled fault injector
+// direction of each worker gets a line with its spec and every count, so
+// that a run's real loss, duplication and reordering can be read after it;
+// a direction without an injector gets none.
+TEST(StatsReport, ListsWhatEachEnabledFaultInjectorDid) {
+  StatsSnapshot stats;
+  WorkerStats w;
+  w.index = 1;
+  w.lcore = 2;
+  w.fault_tx.enabled = true;
+  w.fault_tx.spec = "drop=0.03,duplicate=0.01,reorder=0.03,corrupt=0,delay_us=0,reorder_us=500";
+  w.fault_tx.counts.passed = 970;
+  w.fault_tx.counts.dropped = 30;
+  w.fault_tx.counts.duplicated = 9;
+  w.fault_tx.counts.reordered = 28;
+  stats.workers.push_back(w);
+  const std::string report = format_report(stats);
+  EXPECT_NE(report.find("\nworker 1 fault-tx (drop=0.03,duplicate=0.01,reorder=0.03,corrupt=0,delay_us=0,"
+                        "reorder_us=500): passed=970 dropped=30 duplicated=9 duplicate_failed=0 "
+                        "reordered=28 delayed=0 corrupted=0 hold_overflow=0\n"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.find("fault-rx"), std::string::npos) << report;
+}
+
+TEST(StatsReport, NoFaultLinesWithoutInjectors) {
+  StatsSnapshot stats;
+  stats.workers.push_back(WorkerStats{});
+  EXPECT_EQ(format_report(stats).find("fault"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mtlsgw::control
