@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace mtlsgw::control {
 namespace {
 
@@ -62,7 +64,25 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     w.fault_tx = fault_stats_of(*worker, dataplane::FaultDirection::tx);
     stats.workers.push_back(w);
   }
+  count_dispatched_segments_once(stats.counters);
   return stats;
+}
+
+void count_dispatched_segments_once(std::vector<std::pair<std::string_view, uint64_t>>& summed) {
+  // A segment passed to the worker that owns its connection (software
+  // dispatch) went through the TCP input of both workers, the receiver's
+  // (which looked it up and passed it on) and the owner's, so each counted
+  // it in tcp_segments_in; its Ethernet and IPv4 counts are the receiver's
+  // alone (Interface::input_dispatched).
+  uint64_t* segments_in = nullptr;
+  uint64_t dispatched = 0;
+  for (auto& [name, value] : summed) {
+    if (name == "tcp_segments_in") segments_in = &value;
+    if (name == "dispatched_from_peer") dispatched = value;
+  }
+  // Counters are read one after another while the workers run: never
+  // below zero, whatever the order.
+  if (segments_in != nullptr) *segments_in -= std::min(*segments_in, dispatched);
 }
 
 std::string format_report(const StatsSnapshot& stats) {

@@ -36,7 +36,7 @@ struct WorkerStats {
 };
 
 struct StatsSnapshot {
-  std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers
+  std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers, see below
   std::vector<std::pair<std::string_view, uint64_t>> drops;     // every reason, summed
   uint64_t dropped_total = 0;
   std::vector<WorkerStats> workers;
@@ -44,6 +44,12 @@ struct StatsSnapshot {
 };
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);
+
+// In counters summed over workers, counts a segment that one worker passed
+// to another (software dispatch) once in tcp_segments_in, as it counts a
+// segment that reached its owner directly; per-worker values keep it in
+// both (docs/telemetry.md).
+void count_dispatched_segments_once(std::vector<std::pair<std::string_view, uint64_t>>& summed);
 
 // Human-readable report: non-zero counters, drops by reason, worker load,
 // and what each enabled fault injector did.

@@ -136,7 +136,7 @@ uint32_t Worker::receive_dispatched(uint64_t now) noexcept {
       rte_pktmbuf_free(m);
       continue;
     }
-    iface->input(PortQueueIo::frame_of(m), now);
+    iface->input_dispatched(PortQueueIo::frame_of(m), now);
   }
   return n;
 }

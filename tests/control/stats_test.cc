@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace mtlsgw::control {
 namespace {
@@ -30,6 +33,25 @@ TEST(StatsReport, ListsWhatEachEnabledFaultInjectorDid) {
             std::string::npos)
       << report;
   EXPECT_EQ(report.find("fault-rx"), std::string::npos) << report;
+}
+
+// A segment dispatched from the worker that received it to the one that owns
+// its connection went through both workers' TCP input: the sum over workers
+// counts it once, and leaves every other counter as summed.
+TEST(StatsSum, DispatchedSegmentsCountOnceInTcpSegmentsIn) {
+  std::vector<std::pair<std::string_view, uint64_t>> summed = {
+      {"rx_frames", 100}, {"dispatched_to_owner", 7}, {"dispatched_from_peer", 6},
+      {"tcp_segments_in", 106}};
+  count_dispatched_segments_once(summed);
+  EXPECT_EQ(summed[0].second, 100u);
+  EXPECT_EQ(summed[1].second, 7u);
+  EXPECT_EQ(summed[2].second, 6u);
+  EXPECT_EQ(summed[3].second, 100u);
+  // Read while segments move: never below zero.
+  std::vector<std::pair<std::string_view, uint64_t>> racing = {{"tcp_segments_in", 2},
+                                                               {"dispatched_from_peer", 3}};
+  count_dispatched_segments_once(racing);
+  EXPECT_EQ(racing[0].second, 0u);
 }
 
 TEST(StatsReport, NoFaultLinesWithoutInjectors) {

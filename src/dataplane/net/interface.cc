@@ -2,6 +2,7 @@
 
 #include "dataplane/net/arp.h"
 #include "dataplane/net/ethernet.h"
+#include "dataplane/net/tcp_stack.h"
 
 namespace mtlsgw::net {
 
@@ -24,6 +25,24 @@ void Interface::input(Frame frame, uint64_t now_us) noexcept {
   counters_.rx_frames.add();
   counters_.rx_bytes.add(frame.len);
   ethernet::input(*this, frame, now_us);
+}
+
+void Interface::input_dispatched(Frame frame, uint64_t now_us) noexcept {
+  counters_.dispatched_from_peer.add();
+  // The peer checked these bytes already; a failure here would be a
+  // corrupted handoff, dropped like any bad datagram.
+  ipv4::Header header;
+  if (Rejection r = ipv4::parse(frame.data + ethernet::kHeaderLen,
+                                static_cast<uint16_t>(frame.len - ethernet::kHeaderLen), header)) {
+    drop(frame, *r);
+    return;
+  }
+  if (tcp_ == nullptr) {
+    drop(frame, DropReason::ipv4_unsupported_protocol);
+    return;
+  }
+  frame.trim_to(static_cast<uint16_t>(ethernet::kHeaderLen + header.total_len));
+  tcp_->input(*this, frame, header, now_us);
 }
 
 void Interface::tick(uint64_t now_us) noexcept {

@@ -49,6 +49,12 @@ class Interface final : private ArpCache::Events {
 
   // A received frame; ownership passes to the stack.
   void input(Frame frame, uint64_t now_us) noexcept;
+  // A TCP segment that another worker received on this port and passes on
+  // because this worker owns its connection (software dispatch). That worker
+  // ran it through Ethernet and IPv4, with the same settings, and counted
+  // it there (rx_frames, ipv4_in): here it goes to TCP alone, so that a
+  // counter summed over workers counts it once. Ownership passes.
+  void input_dispatched(Frame frame, uint64_t now_us) noexcept;
 
   // Timers: neighbour ageing and retries.
   void tick(uint64_t now_us) noexcept;
