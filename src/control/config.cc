@@ -22,7 +22,20 @@ constexpr const char* kDefaultConfig = R"({
   ]
 })";
 
+// Each worker reserves buffer_pool x buffer_size bytes at start, in one
+// allocation (TcpStack). Past this a pool is a typo, or a per-worker size
+// taken for a gateway-wide one (docs/config.md), and the allocation would
+// likely fail at start: refuse it while the file is checked.
+constexpr uint64_t kMaxBufferPoolBytes = uint64_t{4} << 30;
+
 std::string type_name(const json& value) { return value.type_name(); }
+
+std::string byte_size_text(uint64_t bytes) {
+  if (bytes % (uint64_t{1} << 30) == 0) return fmt::format("{} GiB", bytes >> 30);
+  if (bytes % (uint64_t{1} << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
+  if (bytes % (uint64_t{1} << 10) == 0) return fmt::format("{} KiB", bytes >> 10);
+  return fmt::format("{} bytes", bytes);
+}
 
 void check_fields(const json& object, const std::string& path,
                   std::initializer_list<std::string_view> known) {
@@ -209,6 +222,18 @@ TcpSettings parse_tcp(const json& value, const std::string& path) {
   }
   if (auto it = value.find("keepalive_idle_s"); it != value.end()) {
     tcp.keepalive_idle_s = static_cast<uint32_t>(as_uint(*it, path + ".keepalive_idle_s", 0, 86'400));
+  }
+  // Two 32-bit factors: the product cannot overflow 64 bits.
+  const uint64_t pool_bytes = uint64_t{tcp.buffer_pool} * tcp.buffer_size;
+  if (pool_bytes > kMaxBufferPoolBytes) {
+    // Name the field the file sets (buffer_pool when it sets both): the
+    // other one may be a default the user never wrote.
+    const char* field = value.contains("buffer_pool") ? "buffer_pool" : "buffer_size";
+    throw ConfigError(path + "." + field,
+                      fmt::format("{} buffers of {} are {} per worker, more than the {} a worker "
+                                  "may reserve (buffer_pool x buffer_size)",
+                                  tcp.buffer_pool, byte_size_text(tcp.buffer_size),
+                                  byte_size_text(pool_bytes), byte_size_text(kMaxBufferPoolBytes)));
   }
   return tcp;
 }

@@ -2,7 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace mtlsgw::control {
+namespace {
+
+FaultStats fault_stats_of(const dataplane::Worker& worker, dataplane::FaultDirection direction) {
+  FaultStats f;
+  f.enabled = worker.fault_spec(direction).enabled();
+  if (f.enabled) f.spec = dataplane::format_fault_spec(worker.fault_spec(direction));
+  f.counts = worker.fault_stats(direction);
+  return f;
+}
+
+void append_faults(std::string& out, unsigned worker, const char* direction, const FaultStats& f) {
+  if (!f.enabled) return;
+  out += fmt::format("\nworker {} fault-{} ({}):", worker, direction, f.spec);
+  f.counts.for_each([&](const char* name, uint64_t value) { out += fmt::format(" {}={}", name, value); });
+}
+
+}  // namespace
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
   StatsSnapshot stats;
@@ -41,9 +60,29 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     w.iterations = load.iterations.get();
     w.busy_iterations = load.busy_iterations.get();
     w.sleeps = load.sleeps.get();
+    w.fault_rx = fault_stats_of(*worker, dataplane::FaultDirection::rx);
+    w.fault_tx = fault_stats_of(*worker, dataplane::FaultDirection::tx);
     stats.workers.push_back(w);
   }
+  count_dispatched_segments_once(stats.counters);
   return stats;
+}
+
+void count_dispatched_segments_once(std::vector<std::pair<std::string_view, uint64_t>>& summed) {
+  // A segment passed to the worker that owns its connection (software
+  // dispatch) went through the TCP input of both workers, the receiver's
+  // (which looked it up and passed it on) and the owner's, so each counted
+  // it in tcp_segments_in; its Ethernet and IPv4 counts are the receiver's
+  // alone (Interface::input_dispatched).
+  uint64_t* segments_in = nullptr;
+  uint64_t dispatched = 0;
+  for (auto& [name, value] : summed) {
+    if (name == "tcp_segments_in") segments_in = &value;
+    if (name == "dispatched_from_peer") dispatched = value;
+  }
+  // Counters are read one after another while the workers run: never
+  // below zero, whatever the order.
+  if (segments_in != nullptr) *segments_in -= std::min(*segments_in, dispatched);
 }
 
 std::string format_report(const StatsSnapshot& stats) {
@@ -61,6 +100,8 @@ std::string format_report(const StatsSnapshot& stats) {
         "sleeps",
         w.index, w.lcore, w.busy_percent(), w.busy_cycles, w.idle_cycles, w.iterations,
         w.sleeps);
+    append_faults(out, w.index, "rx", w.fault_rx);
+    append_faults(out, w.index, "tx", w.fault_tx);
   }
   out += '\n';
   return out;

@@ -12,6 +12,13 @@
 
 namespace mtlsgw::control {
 
+// One direction of a worker's fault injectors (summed over its ports).
+struct FaultStats {
+  bool enabled = false;
+  std::string spec;  // format_fault_spec(), when enabled
+  dataplane::FaultInjector::Stats counts;
+};
+
 struct WorkerStats {
   unsigned index = 0;
   unsigned lcore = 0;
@@ -20,6 +27,8 @@ struct WorkerStats {
   uint64_t iterations = 0;
   uint64_t busy_iterations = 0;
   uint64_t sleeps = 0;
+  FaultStats fault_rx;
+  FaultStats fault_tx;
   double busy_percent() const noexcept {
     const uint64_t total = busy_cycles + idle_cycles;
     return total == 0 ? 0.0 : 100.0 * static_cast<double>(busy_cycles) / static_cast<double>(total);
@@ -27,7 +36,7 @@ struct WorkerStats {
 };
 
 struct StatsSnapshot {
-  std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers
+  std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers, see below
   std::vector<std::pair<std::string_view, uint64_t>> drops;     // every reason, summed
   uint64_t dropped_total = 0;
   std::vector<WorkerStats> workers;
@@ -36,7 +45,14 @@ struct StatsSnapshot {
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);
 
-// Human-readable report: non-zero counters, drops by reason, worker load.
+// In counters summed over workers, counts a segment that one worker passed
+// to another (software dispatch) once in tcp_segments_in, as it counts a
+// segment that reached its owner directly; per-worker values keep it in
+// both (docs/telemetry.md).
+void count_dispatched_segments_once(std::vector<std::pair<std::string_view, uint64_t>>& summed);
+
+// Human-readable report: non-zero counters, drops by reason, worker load,
+// and what each enabled fault injector did.
 std::string format_report(const StatsSnapshot& stats);
 
 }  // namespace mtlsgw::control

@@ -108,6 +108,34 @@ int cmd_workers(const char*, const char*, rte_tel_data* d) {
   });
 }
 
+// One direction of one worker's fault injectors, as "<direction>_<name>"
+// fields: enabled, the spec, and every count (zero when the direction has
+// no injector). Flat, because the names allow no other separator and one
+// level of nesting is what every telemetry client shows well.
+void add_fault_fields(rte_tel_data* c, const char* direction, const FaultStats& f) {
+  rte_tel_data_add_dict_u64(c, fmt::format("{}_enabled", direction).c_str(), f.enabled ? 1 : 0);
+  rte_tel_data_add_dict_string(c, fmt::format("{}_spec", direction).c_str(),
+                               f.enabled ? f.spec.c_str() : "off");
+  f.counts.for_each([&](const char* name, uint64_t value) {
+    rte_tel_data_add_dict_u64(c, fmt::format("{}_{}", direction, name).c_str(), value);
+  });
+}
+
+int cmd_faults(const char*, const char*, rte_tel_data* d) {
+  return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
+    const StatsSnapshot stats = collect_stats(dp);
+    rte_tel_data_start_dict(out);
+    for (const WorkerStats& w : stats.workers) {
+      rte_tel_data* c = rte_tel_data_alloc();
+      rte_tel_data_start_dict(c);
+      add_fault_fields(c, "rx", w.fault_rx);
+      add_fault_fields(c, "tx", w.fault_tx);
+      rte_tel_data_add_dict_container(out, fmt::format("{}", w.index).c_str(), c, 0);
+    }
+    return 0;
+  });
+}
+
 int cmd_ports(const char*, const char*, rte_tel_data* d) {
   return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
     rte_tel_data_start_dict(out);
@@ -195,6 +223,8 @@ void register_once() {
     rte_telemetry_register_cmd("/mtlsgw/ports", cmd_ports,
                                "Per port: MAC, addresses, link and ethdev statistics.");
     rte_telemetry_register_cmd("/mtlsgw/arp", cmd_arp, "Every worker's neighbour table.");
+    rte_telemetry_register_cmd("/mtlsgw/faults", cmd_faults,
+                               "Per worker and direction: the fault injectors' spec and counts.");
     rte_telemetry_register_cmd("/mtlsgw/version", cmd_version, "The gateway's version.");
   });
 }

@@ -160,6 +160,14 @@ FaultInjector::FaultInjector(const FaultSpec& spec, uint64_t seed, net::FrameIo&
 
 FaultInjector::~FaultInjector() { drain(); }
 
+FaultInjector::Stats FaultInjector::stats() const noexcept {
+  Stats s;
+#define MTLSGW_FAULT_STAT_READ(name) s.name = counters_.name.get();
+  MTLSGW_FAULT_STATS(MTLSGW_FAULT_STAT_READ)
+#undef MTLSGW_FAULT_STAT_READ
+  return s;
+}
+
 void FaultInjector::drain() noexcept {
   while (count_ != 0) io_.release(heap_[--count_].frame);
 }
@@ -170,28 +178,28 @@ void FaultInjector::corrupt(net::Frame& frame, uint64_t draw) noexcept {
   const uint64_t bits = static_cast<uint64_t>(frame.len - kCorruptFrom) * 8;
   const uint64_t pick = ((draw >> 32) * bits) >> 32;
   frame.data[kCorruptFrom + pick / 8] ^= static_cast<uint8_t>(1u << (pick % 8));
-  ++stats_.corrupted;
+  counters_.corrupted.add();
 }
 
 bool FaultInjector::make_copy(const net::Frame& frame, net::Frame& copy) noexcept {
   if (!io_.alloc(copy)) {
-    ++stats_.duplicate_failed;
+    counters_.duplicate_failed.add();
     return false;
   }
   if (copy.tailroom < frame.len) {
     io_.release(copy);
-    ++stats_.duplicate_failed;
+    counters_.duplicate_failed.add();
     return false;
   }
   std::memcpy(copy.data, frame.data, frame.len);
   copy.append(frame.len);
-  ++stats_.duplicated;
+  counters_.duplicated.add();
   return true;
 }
 
 bool FaultInjector::hold(const net::Frame& frame, uint64_t due_us) noexcept {
   if (count_ == heap_.size()) {
-    ++stats_.hold_overflow;
+    counters_.hold_overflow.add();
     return false;
   }
   heap_[count_] = Held{due_us, next_order_++, frame};

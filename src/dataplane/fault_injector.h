@@ -25,6 +25,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/counter.h"
 #include "dataplane/net/frame.h"
 
 namespace mtlsgw::dataplane {
@@ -72,6 +73,24 @@ class FaultRng {
   uint64_t state_;
 };
 
+// What a FaultInjector did. Every pushed frame counts once in passed or in
+// dropped; the others are facts about the passed ones (and their copies):
+//   duplicated        extra copies delivered
+//   duplicate_failed  copy wanted but no buffer, or the frame did not fit one
+//   reordered         frames held back the extra reorder_us
+//   delayed           frames held for delay_us (and not reordered)
+//   corrupted         frames with one bit flipped
+//   hold_overflow     frames (or copies) delivered at once: hold queue full
+#define MTLSGW_FAULT_STATS(X) \
+  X(passed)                   \
+  X(dropped)                  \
+  X(duplicated)               \
+  X(duplicate_failed)         \
+  X(reordered)                \
+  X(delayed)                  \
+  X(corrupted)                \
+  X(hold_overflow)
+
 class FaultInjector {
  public:
   // Bytes never corrupted: the Ethernet header has no checksum of its own in
@@ -79,17 +98,26 @@ class FaultInjector {
   // stack can detect but a misaddressed frame.
   static constexpr uint16_t kCorruptFrom = 14;
 
+  // A copy of the counts, which any thread may take (telemetry reads a
+  // running worker's injectors).
   struct Stats {
-    // Every pushed frame counts once in passed or in dropped; the others are
-    // facts about the passed ones (and their copies).
-    uint64_t passed = 0;
-    uint64_t dropped = 0;
-    uint64_t duplicated = 0;        // extra copies delivered
-    uint64_t duplicate_failed = 0;  // copy wanted but no buffer, or the frame did not fit one
-    uint64_t reordered = 0;         // frames held back the extra reorder_us
-    uint64_t delayed = 0;           // frames held for delay_us (and not reordered)
-    uint64_t corrupted = 0;         // frames with one bit flipped
-    uint64_t hold_overflow = 0;     // frames (or copies) delivered at once: hold queue full
+#define MTLSGW_FAULT_STAT_FIELD(name) uint64_t name = 0;
+    MTLSGW_FAULT_STATS(MTLSGW_FAULT_STAT_FIELD)
+#undef MTLSGW_FAULT_STAT_FIELD
+
+    Stats& operator+=(const Stats& other) noexcept {
+#define MTLSGW_FAULT_STAT_ADD(name) name += other.name;
+      MTLSGW_FAULT_STATS(MTLSGW_FAULT_STAT_ADD)
+#undef MTLSGW_FAULT_STAT_ADD
+      return *this;
+    }
+    // Visits every count with its name (telemetry, the exit report).
+    template <typename Fn>
+    void for_each(Fn&& fn) const {
+#define MTLSGW_FAULT_STAT_VISIT(name) fn(#name, name);
+      MTLSGW_FAULT_STATS(MTLSGW_FAULT_STAT_VISIT)
+#undef MTLSGW_FAULT_STAT_VISIT
+    }
   };
 
   // Control path: sets up the hold storage (max_held frames). Probabilities
@@ -112,7 +140,7 @@ class FaultInjector {
   template <typename Deliver>
   void push(const net::Frame& frame, uint64_t now_us, Deliver&& deliver) noexcept {
     if (!enabled_) {
-      ++stats_.passed;
+      counters_.passed.add();
       deliver(frame);
       return;
     }
@@ -135,7 +163,7 @@ class FaultInjector {
   // Releases everything held through io, delivering nothing.
   void drain() noexcept;
 
-  const Stats& stats() const noexcept { return stats_; }
+  Stats stats() const noexcept;
   const FaultSpec& spec() const noexcept { return spec_; }
   bool enabled() const noexcept { return enabled_; }
   size_t held() const noexcept { return count_; }
@@ -162,11 +190,11 @@ class FaultInjector {
   template <typename Deliver>
   void push_faulty(const net::Frame& frame, uint64_t now_us, Deliver& deliver) noexcept {
     if (roll(drop_threshold_)) {
-      ++stats_.dropped;
+      counters_.dropped.add();
       io_.release(frame);
       return;
     }
-    ++stats_.passed;
+    counters_.passed.add();
     net::Frame original = frame;
     if (roll(corrupt_threshold_)) corrupt(original, rng_.next());
     net::Frame copy;
@@ -182,7 +210,7 @@ class FaultInjector {
     if (!held) deliver(original);
     if (duplicated && !hold(copy, due)) deliver(copy);
     // Counted when held, so that the counters say what the link really did.
-    if (held) ++(reordered ? stats_.reordered : stats_.delayed);
+    if (held) (reordered ? counters_.reordered : counters_.delayed).add();
   }
 
   // Flips the bit that draw picks among those at or after kCorruptFrom.
@@ -204,7 +232,12 @@ class FaultInjector {
   std::vector<Held> heap_;  // a binary min-heap in [0, count_); never resized
   size_t count_ = 0;
   uint64_t next_order_ = 0;
-  Stats stats_;
+  // Written by the owning thread only (common/counter.h).
+  struct Counters {
+#define MTLSGW_FAULT_STAT_COUNTER(name) Counter name;
+    MTLSGW_FAULT_STATS(MTLSGW_FAULT_STAT_COUNTER)
+#undef MTLSGW_FAULT_STAT_COUNTER
+  } counters_;
 };
 
 // A FrameIo whose send() goes through a FaultInjector on its way to inner:

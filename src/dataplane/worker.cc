@@ -159,9 +159,23 @@ uint32_t Worker::receive_dispatched(uint64_t now) noexcept {
       rte_pktmbuf_free(m);
       continue;
     }
-    iface->input(PortQueueIo::frame_of(m), now);
+    iface->input_dispatched(PortQueueIo::frame_of(m), now);
   }
   return n;
+}
+
+FaultInjector::Stats Worker::fault_stats(FaultDirection direction) const noexcept {
+  FaultInjector::Stats total;
+  if (direction == FaultDirection::rx) {
+    for (const auto& faults : rx_faults_) {
+      if (faults) total += faults->stats();
+    }
+  } else {
+    for (const auto& faults : tx_faults_) {
+      if (faults) total += faults->injector().stats();
+    }
+  }
+  return total;
 }
 
 uint64_t Worker::now_us(uint64_t tsc) const noexcept {

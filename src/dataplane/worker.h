@@ -59,6 +59,8 @@ struct WorkerLoad {
   Counter sleeps;
 };
 
+enum class FaultDirection : uint8_t { rx, tx };
+
 struct NeighborRow {
   uint16_t port_id;
   net::ArpCache::Snapshot entry;
@@ -84,6 +86,12 @@ class Worker final : private net::NeighborListener {
   const net::StackCounters& counters() const noexcept { return counters_; }
   const net::tcp::TcpCounters& tcp_counters() const noexcept { return tcp_->counters(); }
   const WorkerLoad& load() const noexcept { return load_; }
+  // The fault injectors of one direction, summed over this worker's ports;
+  // all zero when that direction has none. Any thread may ask.
+  FaultInjector::Stats fault_stats(FaultDirection direction) const noexcept;
+  const FaultSpec& fault_spec(FaultDirection direction) const noexcept {
+    return direction == FaultDirection::rx ? settings_.fault_rx : settings_.fault_tx;
+  }
 
   // From another thread: asks the running worker for its neighbour tables.
   // Empty when the worker does not answer within the timeout.

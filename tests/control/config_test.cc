@@ -94,7 +94,35 @@ INSTANTIATE_TEST_SUITE_P(
                   "ports[0].speed", "unknown field"},
         BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"},
                                {"port_id": 0, "address": "198.19.0.2/24"}]})",
-                  "ports[1].port_id", "listed twice"}));
+                  "ports[1].port_id", "listed twice"},
+        // A worker's buffer pool above 4 GiB: the field the file sets is
+        // named, buffer_pool when it sets both.
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+                     "tcp": {"buffer_pool": 65537, "buffer_size": 65536}})",
+                  "tcp.buffer_pool", "65537 buffers of 64 KiB are 4194368 KiB per worker, more than the 4 GiB"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+                     "tcp": {"buffer_pool": 1048576, "buffer_size": 16777216}})",
+                  "tcp.buffer_pool", "1048576 buffers of 16 MiB are 16384 GiB per worker"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+                     "tcp": {"buffer_size": 16777216}})",
+                  "tcp.buffer_size", "4096 buffers of 16 MiB are 64 GiB per worker"},
+        BadConfig{R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+                     "tcp": {"buffer_pool": 1048576}})",
+                  "tcp.buffer_pool", "1048576 buffers of 64 KiB are 64 GiB per worker"}));
+
+// The largest pool a worker may reserve is 4 GiB (docs/config.md), reached
+// exactly with either field at its maximum.
+TEST(Config, BufferPoolUpToFourGibPerWorkerIsAccepted) {
+  const Config at_limit = parse_config(R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+      "tcp": {"buffer_pool": 65536, "buffer_size": 65536}})");
+  EXPECT_EQ(uint64_t{at_limit.tcp.buffer_pool} * at_limit.tcp.buffer_size, uint64_t{4} << 30);
+  const Config large_buffers = parse_config(R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+      "tcp": {"buffer_pool": 256, "buffer_size": 16777216}})");
+  EXPECT_EQ(large_buffers.tcp.buffer_size, 16777216u);
+  const Config many_buffers = parse_config(R"({"ports": [{"port_id": 0, "address": "198.18.0.2/24"}],
+      "tcp": {"buffer_pool": 1048576, "buffer_size": 4096}})");
+  EXPECT_EQ(many_buffers.tcp.buffer_pool, 1048576u);
+}
 
 TEST(Config, LoadsFilesAndReportsUnreadableOnes) {
   const std::string path = ::testing::TempDir() + "/mtlsgw_config_test.json";

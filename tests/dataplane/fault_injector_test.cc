@@ -603,6 +603,33 @@ TEST_F(FaultInjectorTest, EveryFrameEndsInExactlyOneDeliveryOrRelease) {
   EXPECT_EQ(twice, s.duplicated);
 }
 
+// The counts as telemetry and the exit report list them (docs/telemetry.md):
+// each by its name, and summed over a worker's injectors (one per port).
+TEST_F(FaultInjectorTest, StatsNameEveryCountAndAddUp) {
+  FaultInjector fi(everything(), kSeed, io, 24);
+  run(fi, 2000);
+  const FaultInjector::Stats one = fi.stats();
+  std::vector<std::string> names;
+  std::map<std::string, uint64_t> values;
+  one.for_each([&](const char* name, uint64_t value) {
+    names.emplace_back(name);
+    values[name] = value;
+  });
+  EXPECT_EQ(names, (std::vector<std::string>{"passed", "dropped", "duplicated", "duplicate_failed",
+                                             "reordered", "delayed", "corrupted", "hold_overflow"}));
+  EXPECT_EQ(values["passed"], one.passed);
+  EXPECT_EQ(values["dropped"], one.dropped);
+  EXPECT_EQ(values["duplicated"], one.duplicated);
+  EXPECT_EQ(values["reordered"], one.reordered);
+  EXPECT_EQ(values["delayed"], one.delayed);
+  EXPECT_EQ(values["corrupted"], one.corrupted);
+  EXPECT_EQ(values["hold_overflow"], one.hold_overflow);
+  EXPECT_EQ(one.passed + one.dropped, 2000u);
+  FaultInjector::Stats sum = one;
+  sum += one;
+  sum.for_each([&](const char* name, uint64_t value) { EXPECT_EQ(value, 2 * values[name]) << name; });
+}
+
 TEST_F(FaultInjectorTest, DrainReleasesHeldFramesWithoutDelivering) {
   FaultSpec spec;
   spec.reorder = 1;

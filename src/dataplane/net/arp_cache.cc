@@ -4,24 +4,24 @@
 
 namespace mtlsgw::net {
 
-ArpCache::ArpCache(const Params& params)
-    : slots_(std::bit_ceil(std::max<uint32_t>(params.capacity, 8))),
-      mask_(slots_.size() - 1),
-      params_(params) {}
+namespace {
 
-size_t ArpCache::slot_of(Ipv4Address ip) const noexcept {
-  // Fibonacci hashing takes the top bits of the product: those depend on
-  // every bit of the address (neighbours are often consecutive addresses).
-  return static_cast<size_t>((ip * 0x9E3779B1u) >> (32 - std::countr_zero(slots_.size())));
+size_t table_size(uint32_t capacity) { return std::bit_ceil(std::max<uint32_t>(capacity, 8)); }
+
+}  // namespace
+
+ArpCache::ArpCache(const Params& params)
+    : capacity_(table_size(params.capacity)),
+      entries_(capacity_ - capacity_ / 4),
+      index_(static_cast<uint32_t>(entries_.size())),
+      params_(params) {
+  free_.reserve(entries_.size());
+  for (size_t i = entries_.size(); i > 0; --i) free_.push_back(static_cast<uint32_t>(i - 1));
 }
 
 ArpCache::Entry* ArpCache::find(Ipv4Address ip) noexcept {
-  for (size_t i = slot_of(ip), n = 0; n <= mask_; i = (i + 1) & mask_, ++n) {
-    Entry& e = slots_[i];
-    if (e.state == State::empty) return nullptr;
-    if (e.ip == ip) return &e;
-  }
-  return nullptr;
+  const uint32_t slot = index_.find(ip);
+  return slot == FlatIndex<Ipv4Address, IpHash>::kNone ? nullptr : &entries_[slot];
 }
 
 const ArpCache::Entry* ArpCache::find(Ipv4Address ip) const noexcept {
@@ -29,34 +29,20 @@ const ArpCache::Entry* ArpCache::find(Ipv4Address ip) const noexcept {
 }
 
 ArpCache::Entry* ArpCache::insert(Ipv4Address ip) noexcept {
-  // Keep a quarter of the slots empty so that probe sequences stay short.
-  if (size_ >= slots_.size() - slots_.size() / 4) return nullptr;
-  for (size_t i = slot_of(ip);; i = (i + 1) & mask_) {
-    Entry& e = slots_[i];
-    if (e.state == State::empty) {
-      e = Entry{};
-      e.ip = ip;
-      ++size_;
-      return &e;
-    }
-  }
+  if (free_.empty()) return nullptr;
+  const uint32_t slot = free_.back();
+  if (!index_.insert(ip, slot)) return nullptr;
+  free_.pop_back();
+  Entry& e = entries_[slot];
+  e = Entry{};
+  e.ip = ip;
+  return &e;
 }
 
-// Backward-shift deletion keeps linear probing free of tombstones.
-void ArpCache::erase(size_t slot) noexcept {
-  slots_[slot] = Entry{};
-  --size_;
-  size_t hole = slot;
-  for (size_t i = (slot + 1) & mask_; slots_[i].state != State::empty; i = (i + 1) & mask_) {
-    size_t home = slot_of(slots_[i].ip);
-    // Move the entry into the hole unless its home lies cyclically in (hole, i].
-    bool home_between = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
-    if (!home_between) {
-      slots_[hole] = slots_[i];
-      slots_[i] = Entry{};
-      hole = i;
-    }
-  }
+void ArpCache::erase(Entry& entry) noexcept {
+  index_.erase(entry.ip);
+  free_.push_back(static_cast<uint32_t>(&entry - entries_.data()));
+  entry = Entry{};
 }
 
 ArpCache::Lookup ArpCache::lookup(Ipv4Address ip, uint64_t now_us, rte_ether_addr* mac) noexcept {
@@ -139,8 +125,7 @@ ArpCache::Learned ArpCache::learn(Ipv4Address ip, const rte_ether_addr& mac, uin
 }
 
 void ArpCache::tick(uint64_t now_us, Events& events) noexcept {
-  for (size_t i = 0; i <= mask_; ++i) {
-    Entry& e = slots_[i];
+  for (Entry& e : entries_) {
     switch (e.state) {
       case State::empty:
         continue;
@@ -183,15 +168,13 @@ void ArpCache::tick(uint64_t now_us, Events& events) noexcept {
         if (now_us - e.changed_us >= params_.failed_holddown_us) break;
         continue;
     }
-    // Reached only to forget the entry. Backward shift may pull a not-yet
-    // visited entry into slot i: revisit it.
-    erase(i);
-    --i;
+    // Reached only to forget the entry.
+    erase(e);
   }
 }
 
 void ArpCache::drain(Events& events) noexcept {
-  for (Entry& e : slots_) {
+  for (Entry& e : entries_) {
     for (uint8_t h = 0; h < e.held_count; ++h) events.drop_unresolved(e.held[h]);
     e.held_count = 0;
   }
@@ -199,7 +182,7 @@ void ArpCache::drain(Events& events) noexcept {
 
 std::vector<ArpCache::Snapshot> ArpCache::snapshot(uint64_t now_us) const {
   std::vector<Snapshot> out;
-  for (const Entry& e : slots_) {
+  for (const Entry& e : entries_) {
     if (e.state == State::empty) continue;
     out.push_back(Snapshot{e.ip, e.mac, e.state, now_us - e.changed_us});
   }

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/flat_index.h"
 #include "dataplane/net/frame.h"
 #include "dataplane/net/ipv4_address.h"
 
@@ -25,7 +26,7 @@ namespace mtlsgw::net {
 class ArpCache {
  public:
   struct Params {
-    uint32_t capacity = 256;  // slots; rounded up to a power of two
+    uint32_t capacity = 256;  // rounded up to a power of two; 3/4 of it hold entries
     // Linux's base_reachable_time is 30 s; RFC 1122 2.3.2.1 leaves it to us.
     uint64_t reachable_us = 30'000'000;
     uint64_t retry_us = 1'000'000;
@@ -92,8 +93,8 @@ class ArpCache {
   // Releases every held frame (at shutdown).
   void drain(Events& events) noexcept;
 
-  size_t size() const noexcept { return size_; }
-  size_t capacity() const noexcept { return slots_.size(); }
+  size_t size() const noexcept { return index_.size(); }
+  size_t capacity() const noexcept { return capacity_; }
   std::vector<Snapshot> snapshot(uint64_t now_us) const;
   State state_of(Ipv4Address ip) const noexcept;
 
@@ -112,15 +113,24 @@ class ArpCache {
     Frame held[kHoldPerEntry];
   };
 
-  size_t slot_of(Ipv4Address ip) const noexcept;
+  struct IpHash {
+    // Fibonacci hashing: the top half of the product depends on every bit
+    // of the address (neighbours are often consecutive addresses), and
+    // FlatIndex keeps the low bits of what this returns.
+    size_t operator()(Ipv4Address ip) const noexcept {
+      return static_cast<size_t>((uint64_t{ip} * 0x9E3779B97F4A7C15ull) >> 32);
+    }
+  };
+
   Entry* find(Ipv4Address ip) noexcept;
   const Entry* find(Ipv4Address ip) const noexcept;
   Entry* insert(Ipv4Address ip) noexcept;
-  void erase(size_t slot) noexcept;
+  void erase(Entry& entry) noexcept;
 
-  std::vector<Entry> slots_;
-  size_t mask_;
-  size_t size_ = 0;
+  size_t capacity_;
+  std::vector<Entry> entries_;            // a slot is free while its state is empty
+  std::vector<uint32_t> free_;            // free slots of entries_, within its reserve
+  FlatIndex<Ipv4Address, IpHash> index_;  // ip -> slot of entries_
   Params params_;
   uint64_t expired_ = 0;
 };

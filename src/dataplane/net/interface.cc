@@ -2,6 +2,7 @@
 
 #include "dataplane/net/arp.h"
 #include "dataplane/net/ethernet.h"
+#include "dataplane/net/tcp_stack.h"
 
 namespace mtlsgw::net {
 
@@ -24,6 +25,24 @@ void Interface::input(Frame frame, uint64_t now_us) noexcept {
   counters_.rx_frames.add();
   counters_.rx_bytes.add(frame.len);
   ethernet::input(*this, frame, now_us);
+}
+
+void Interface::input_dispatched(Frame frame, uint64_t now_us) noexcept {
+  counters_.dispatched_from_peer.add();
+  // The peer checked these bytes already; a failure here would be a
+  // corrupted handoff, dropped like any bad datagram.
+  ipv4::Header header;
+  if (Rejection r = ipv4::parse(frame.data + ethernet::kHeaderLen,
+                                static_cast<uint16_t>(frame.len - ethernet::kHeaderLen), header)) {
+    drop(frame, *r);
+    return;
+  }
+  if (tcp_ == nullptr) {
+    drop(frame, DropReason::ipv4_unsupported_protocol);
+    return;
+  }
+  frame.trim_to(static_cast<uint16_t>(ethernet::kHeaderLen + header.total_len));
+  tcp_->input(*this, frame, header, now_us);
 }
 
 void Interface::tick(uint64_t now_us) noexcept {
@@ -86,24 +105,26 @@ void Interface::output_ipv4(Frame frame, Ipv4Address dst, uint64_t now_us) noexc
   }
 }
 
-void Interface::learn(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
-                      bool create) noexcept {
+bool Interface::merge_neighbor(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                               bool create) noexcept {
   Frame ready[ArpCache::kHoldPerEntry];
   const ArpCache::Learned learned = arp_.learn(ip, mac, now_us, create, ready);
   for (uint8_t i = 0; i < learned.ready_count; ++i) finish_and_send(ready[i], mac);
-  if (learned.changed) {
-    counters_.arp_learned.add();
-    if (listener_ != nullptr) listener_->neighbor_learned(config_.port_id, ip, mac);
-  }
+  return learned.changed;
+}
+
+void Interface::learn(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                      bool create) noexcept {
+  if (!merge_neighbor(ip, mac, now_us, create)) return;
+  counters_.arp_learned.add();
+  if (listener_ != nullptr) listener_->neighbor_learned(config_.port_id, ip, mac);
 }
 
 void Interface::learn_from_peer(Ipv4Address ip, const rte_ether_addr& mac,
                                 uint64_t now_us) noexcept {
   // The peer relays entries it created or changed, so the address is a
   // neighbour we talk to: create it. Relaying again would loop.
-  Frame ready[ArpCache::kHoldPerEntry];
-  const ArpCache::Learned learned = arp_.learn(ip, mac, now_us, true, ready);
-  for (uint8_t i = 0; i < learned.ready_count; ++i) finish_and_send(ready[i], mac);
+  merge_neighbor(ip, mac, now_us, true);
 }
 
 void Interface::send_request(Ipv4Address ip, const rte_ether_addr* unicast_to) noexcept {

@@ -49,6 +49,12 @@ class Interface final : private ArpCache::Events {
 
   // A received frame; ownership passes to the stack.
   void input(Frame frame, uint64_t now_us) noexcept;
+  // A TCP segment that another worker received on this port and passes on
+  // because this worker owns its connection (software dispatch). That worker
+  // ran it through Ethernet and IPv4, with the same settings, and counted
+  // it there (rx_frames, ipv4_in): here it goes to TCP alone, so that a
+  // counter summed over workers counts it once. Ownership passes.
+  void input_dispatched(Frame frame, uint64_t now_us) noexcept;
 
   // Timers: neighbour ageing and retries.
   void tick(uint64_t now_us) noexcept;
@@ -84,6 +90,10 @@ class Interface final : private ArpCache::Events {
   void drop_unresolved(const Frame& frame) noexcept override;
   Ipv4Address next_hop(Ipv4Address dst) const noexcept;
   void finish_and_send(Frame frame, const rte_ether_addr& dst) noexcept;
+  // RFC 826 merge into the table, then sends the frames that waited for
+  // the address; true when the entry is new or its MAC changed.
+  bool merge_neighbor(Ipv4Address ip, const rte_ether_addr& mac, uint64_t now_us,
+                      bool create) noexcept;
 
   InterfaceConfig config_;
   FrameIo& io_;

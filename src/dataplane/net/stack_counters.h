@@ -26,7 +26,8 @@ namespace mtlsgw::net {
   X(icmp_echo_replies)           \
   X(icmp_other_in)               \
   X(neighbor_relay_lost)         \
-  X(dispatched_to_owner)
+  X(dispatched_to_owner)         \
+  X(dispatched_from_peer)
 
 struct StackCounters {
 #define MTLSGW_COUNTER_FIELD(name) Counter name;

@@ -52,6 +52,22 @@ enum class State : uint8_t {
 constexpr size_t kStateCount = 10;
 const char* name_of(State state) noexcept;
 
+// Telemetry names of the connections-by-state gauges: "tcp_state_" and the
+// state's name. CLOSED has no gauge: a TCB in CLOSED is being set up or
+// released, not a connection, so its count would always be 0.
+inline constexpr std::array<const char*, kStateCount> kStateGaugeNames = {
+    nullptr,
+    "tcp_state_syn_sent",
+    "tcp_state_syn_received",
+    "tcp_state_established",
+    "tcp_state_fin_wait_1",
+    "tcp_state_fin_wait_2",
+    "tcp_state_close_wait",
+    "tcp_state_closing",
+    "tcp_state_last_ack",
+    "tcp_state_time_wait",
+};
+
 struct TupleHash {
   size_t operator()(const FourTuple& t) const noexcept {
     // Multiplicative mix of the fields: the table is internal (not keyed by
@@ -213,7 +229,9 @@ void for_each_counter(const TcpCounters& c, Fn&& fn) {
 #define MTLSGW_TCP_VISIT(name) fn("tcp_" #name, c.name.get());
   MTLSGW_TCP_COUNTERS(MTLSGW_TCP_VISIT)
 #undef MTLSGW_TCP_VISIT
-  for (size_t s = 0; s < kStateCount; ++s) fn(name_of(static_cast<State>(s)), c.connections_by_state[s].get());
+  for (size_t s = 0; s < kStateCount; ++s) {
+    if (kStateGaugeNames[s] != nullptr) fn(kStateGaugeNames[s], c.connections_by_state[s].get());
+  }
 }
 
 class TcpStack {

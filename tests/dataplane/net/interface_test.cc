@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "dataplane/net/ipv4.h"
+#include "dataplane/net/tcp_stack.h"
 #include "interface_fixture.h"
 
 namespace mtlsgw::testing {
@@ -117,6 +118,45 @@ TEST_F(InterfaceOutputTest, TellsTheListenerWhatItLearned) {
   iface.learn_from_peer(ip(198, 18, 0, 77), peer_mac, now_us);
   EXPECT_EQ(listener.learned.size(), 1u);
   EXPECT_EQ(iface.arp_cache().state_of(ip(198, 18, 0, 77)), ArpCache::State::reachable);
+}
+
+// Software dispatch: a TCP segment another worker received, checked and
+// counted through Ethernet and IPv4 is handed to this worker's TCP alone, so
+// that rx_frames, rx_bytes and ipv4_in summed over workers count it once;
+// dispatched_from_peer says how many came that way.
+TEST_F(InterfaceTest, DispatchedSegmentGoesToTcpWithoutCountingAsReceivedAgain) {
+  net::tcp::TcpConfig config;
+  config.max_connections = 4;
+  config.buffer_pool = 2;
+  config.buffer_size = 4096;
+  net::tcp::TcpStack tcp(config, SipKey{1, 2}, now_us);
+  iface.set_tcp(&tcp);
+  iface.learn(peer_ip, peer_mac, now_us, true);
+  TcpSegmentFields syn;
+  syn.src_port = 40000;
+  syn.dst_port = 7;  // no listener: answered with a RST
+  syn.seq = 1;
+  syn.flags = net::tcp::kFlagSyn;
+  const Bytes frame = tcp_frame(our_mac, peer_mac, peer_ip, our_ip, syn);
+
+  iface.input_dispatched(io.receive(frame), now_us);
+  EXPECT_EQ(counters.dispatched_from_peer.get(), 1u);
+  EXPECT_EQ(counters.rx_frames.get(), 0u);
+  EXPECT_EQ(counters.rx_bytes.get(), 0u);
+  EXPECT_EQ(counters.ipv4_in.get(), 0u);
+  EXPECT_EQ(tcp.counters().segments_in.get(), 1u);
+  EXPECT_EQ(tcp.counters().resets_sent.get(), 1u);
+  EXPECT_EQ(drops(DropReason::tcp_no_listener), 1u);
+
+  // The same segment from the port counts at every layer.
+  deliver(frame);
+  EXPECT_EQ(counters.dispatched_from_peer.get(), 1u);
+  EXPECT_EQ(counters.rx_frames.get(), 1u);
+  EXPECT_EQ(counters.rx_bytes.get(), frame.size());
+  EXPECT_EQ(counters.ipv4_in.get(), 1u);
+  EXPECT_EQ(tcp.counters().segments_in.get(), 2u);
+  EXPECT_EQ(tcp.counters().resets_sent.get(), 2u);
+  iface.set_tcp(nullptr);
 }
 
 }  // namespace

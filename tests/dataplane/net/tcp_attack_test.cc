@@ -14,6 +14,7 @@
 
 #include "dataplane/net/tcp_stack.h"
 #include "tcp_pair.h"
+#include "tcp_steps.h"
 
 namespace mtlsgw::testing {
 namespace {
@@ -97,6 +98,17 @@ class TcpAttackTest : public ::testing::Test {
     f.rcv_nxt = out[0].seq() + 1;
     if (f.ts) f.ts_recent = out[0].seg.options.ts_value;
     return out[0];
+  }
+
+  // Fills the server's half-open slots (max_half_open), so that the next
+  // SYN is answered with a cookie.
+  void fill_half_open() {
+    for (uint16_t i = 0; i < pair.b.tcp->config().max_half_open; ++i) {
+      Flow f;
+      f.port = static_cast<uint16_t>(10000 + i);
+      f.snd_nxt = 1;
+      send_syn(f);
+    }
   }
 
   // A complete handshake; the flow is ESTABLISHED on the stack afterwards.
@@ -375,11 +387,7 @@ TEST_F(TcpAttackTest, PawsDoesNotApplyToReset) {
 // SEG.LEN><CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>."
 // SEG.LEN counts SYN and FIN.
 TEST_F(TcpAttackTest, SegmentForNoConnectionEarnsTheRightReset) {
-  TcpSegmentFields syn;
-  syn.src_port = 4000;
-  syn.dst_port = kClosedPort;
-  syn.seq = 0x12345678;
-  syn.flags = kFlagSyn;
+  TcpSegmentFields syn = peer_segment(4000, kClosedPort, 0x12345678, kFlagSyn);
   peer.send(syn);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
@@ -424,10 +432,7 @@ TEST_F(TcpAttackTest, SegmentForNoConnectionEarnsTheRightReset) {
 // discarded" - in CLOSED, LISTEN, SYN-SENT and for a RST outside the window
 // of a synchronized connection. A reset is never answered.
 TEST_F(TcpAttackTest, ResetIsNeverAnsweredWithAReset) {
-  TcpSegmentFields rst;
-  rst.src_port = 4000;
-  rst.dst_port = kClosedPort;
-  rst.seq = 1;
+  TcpSegmentFields rst = peer_segment(4000, kClosedPort, 1, 0);
   rst.ack = 2;
   for (uint8_t flags : {kFlagRst, static_cast<uint8_t>(kFlagRst | kFlagAck)}) {
     rst.flags = flags;
@@ -449,17 +454,12 @@ TEST_F(TcpAttackTest, ResetIsNeverAnsweredWithAReset) {
   // (RFC 9293 3.10.7.3; RFC 5961 3.2 keeps this rule).
   ScriptedPeer origin(pair, pair.a, ip(198, 18, 0, 10));
   RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, origin.ip(), 443, &client, pair.now_us);
-  client.add(h);
+  const ConnHandle h = connect_from(pair, pair.a, origin.ip(), 443, client);
   auto out = origin.take();
   ASSERT_EQ(out.size(), 1u);
   const uint32_t iss = out[0].seq();
-  TcpSegmentFields bad;
-  bad.src_port = 443;
-  bad.dst_port = out[0].seg.src_port;
-  bad.seq = 999;
+  TcpSegmentFields bad = peer_segment(443, out[0].seg.src_port, 999, kFlagRst | kFlagAck);
   bad.ack = iss + 1000;  // not our SYN
-  bad.flags = kFlagRst | kFlagAck;
   origin.send(bad);
   bad.flags = kFlagRst;
   bad.ack = 0;
@@ -557,12 +557,7 @@ TEST_F(TcpAttackTest, SynFloodBeyondTheHalfOpenCapIsAnsweredWithCookies) {
 // 3.6), which is then ESTABLISHED: no reset, the application accepts it,
 // and data flows at once.
 TEST_F(TcpAttackTest, CookieHandshakeCompletesAndCarriesData) {
-  for (uint16_t i = 0; i < 4; ++i) {  // fill the half-open slots
-    Flow f;
-    f.port = static_cast<uint16_t>(10000 + i);
-    f.snd_nxt = 1;
-    send_syn(f);
-  }
+  fill_half_open();
   ASSERT_EQ(pair.b.tcp->half_open(), 4u);
   Flow f;
   f.port = 20000;
@@ -600,12 +595,7 @@ TEST_F(TcpAttackTest, CookieHandshakeCompletesAndCarriesData) {
 // connection and its data must be kept (RFC 9293 3.10.7.4 accepts data on
 // the segment that completes the handshake).
 TEST_F(TcpAttackTest, CookieCompletedByADataSegmentKeepsTheData) {
-  for (uint16_t i = 0; i < 4; ++i) {
-    Flow f;
-    f.port = static_cast<uint16_t>(10000 + i);
-    f.snd_nxt = 1;
-    send_syn(f);
-  }
+  fill_half_open();
   Flow f;
   f.port = 20001;
   f.snd_nxt = 0x1000;
@@ -626,12 +616,7 @@ TEST_F(TcpAttackTest, CookieCompletedByADataSegmentKeepsTheData) {
 // 3.6), so the SYN,ACK must not offer them: offering a window scale it will
 // not use would make the peer misread every window we advertise.
 TEST_F(TcpAttackTest, CookieWithoutTimestampsOffersNeitherScalingNorSack) {
-  for (uint16_t i = 0; i < 4; ++i) {
-    Flow f;
-    f.port = static_cast<uint16_t>(10000 + i);
-    f.snd_nxt = 1;
-    send_syn(f);
-  }
+  fill_half_open();
   Flow f;
   f.port = 20002;
   f.snd_nxt = 0x2000;
@@ -651,12 +636,7 @@ TEST_F(TcpAttackTest, CookieWithoutTimestampsOffersNeitherScalingNorSack) {
 // An ACK to the listener whose cookie does not check: no connection, and
 // <SEQ=SEG.ACK><CTL=RST> as for any ACK in LISTEN (RFC 9293 3.10.7.2).
 TEST_F(TcpAttackTest, BadCookieAckIsAnsweredWithReset) {
-  for (uint16_t i = 0; i < 4; ++i) {
-    Flow f;
-    f.port = static_cast<uint16_t>(10000 + i);
-    f.snd_nxt = 1;
-    send_syn(f);
-  }
+  fill_half_open();
   Flow f;
   f.port = 20003;
   f.snd_nxt = 0x3000;
@@ -694,10 +674,8 @@ TEST(TcpCookiePair, RealClientThroughCookiesTransfersBothWays) {
   RecordingApp server;
   RecordingApp client;
   server.echo = true;
-  ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort,
-                                           &client, pair.now_us);
-  client.add(h);
+  const ConnHandle h = listen_and_connect(pair, kPort, server, client);
+  ASSERT_TRUE(h.valid());
   ASSERT_TRUE(pair.run_until([&] { return client.conns[0].connected; }));
   pair.run_for(10'000);
   EXPECT_EQ(pair.b.tcp->counters().syn_cookies_sent.get(), 1u);
@@ -705,10 +683,9 @@ TEST(TcpCookiePair, RealClientThroughCookiesTransfersBothWays) {
   ASSERT_EQ(server.conns.size(), 1u);
   EXPECT_EQ(pair.a.tcp->state(h), State::established);
   const std::string msg(100'000, 'q');
-  uint32_t sent = 0;
+  size_t sent = 0;
   ASSERT_TRUE(pair.run_until([&] {
-    sent += pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(msg.data()) + sent,
-                             static_cast<uint32_t>(msg.size()) - sent);
+    send_rest(*pair.a.tcp, h, msg, sent);
     return client.conns[0].received.size() == msg.size();
   }, 10'000'000));
   EXPECT_EQ(pair.a.tcp->counters().retransmitted_segments.get(), 0u);
@@ -731,19 +708,11 @@ TEST(TcpConnectionCap, SynBeyondTheCapIsDroppedAndTheSlotComesBack) {
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
   auto handshake = [&](uint16_t port) {
-    TcpSegmentFields syn;
-    syn.src_port = port;
-    syn.dst_port = kPort;
-    syn.seq = 1000;
-    syn.flags = kFlagSyn;
+    const TcpSegmentFields syn = peer_segment(port, kPort, 1000, kFlagSyn);
     peer.send(syn);
     auto out = peer.take();
     if (out.size() != 1) return false;
-    TcpSegmentFields ack = syn;
-    ack.seq = 1001;
-    ack.ack = out[0].seq() + 1;
-    ack.flags = kFlagAck;
-    peer.send(ack);
+    peer.send(after_syn(syn, out[0].seq() + 1));
     return peer.take().empty();
   };
   for (uint16_t p = 1; p <= 3; ++p) EXPECT_TRUE(handshake(p));
@@ -770,19 +739,11 @@ TEST(TcpConnectionCap, CookiesDoNotBreakTheConnectionCap) {
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
   for (uint16_t p = 1; p <= 6; ++p) {
-    TcpSegmentFields syn;
-    syn.src_port = p;
-    syn.dst_port = kPort;
-    syn.seq = 1000;
-    syn.flags = kFlagSyn;
+    const TcpSegmentFields syn = peer_segment(p, kPort, 1000, kFlagSyn);
     peer.send(syn);
     auto out = peer.take();
     ASSERT_EQ(out.size(), 1u);
-    TcpSegmentFields ack = syn;
-    ack.seq = 1001;
-    ack.ack = out[0].seq() + 1;
-    ack.flags = kFlagAck;
-    peer.send(ack);
+    peer.send(after_syn(syn, out[0].seq() + 1));
     peer.take();
   }
   EXPECT_EQ(pair.b.tcp->connections(), 3u);
@@ -800,14 +761,7 @@ TEST(TcpSynQueue, FullQueueWithoutCookiesDropsSyns) {
   RecordingApp server;
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-  for (uint16_t p = 1; p <= 5; ++p) {
-    TcpSegmentFields syn;
-    syn.src_port = p;
-    syn.dst_port = kPort;
-    syn.seq = 1000;
-    syn.flags = kFlagSyn;
-    peer.send(syn);
-  }
+  for (uint16_t p = 1; p <= 5; ++p) peer.send(peer_segment(p, kPort, 1000, kFlagSyn));
   EXPECT_EQ(peer.take().size(), 2u);
   EXPECT_EQ(pair.b.tcp->half_open(), 2u);
   EXPECT_EQ(pair.b.counters.dropped(DropReason::tcp_syn_queue_full), 3u);

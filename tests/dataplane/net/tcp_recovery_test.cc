@@ -9,7 +9,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -17,6 +16,7 @@
 #include "dataplane/net/tcp_seq.h"
 #include "dataplane/net/tcp_stack.h"
 #include "tcp_pair.h"
+#include "tcp_steps.h"
 
 namespace mtlsgw::testing {
 namespace {
@@ -34,13 +34,6 @@ using net::tcp::TcpConfig;
 constexpr uint16_t kPort = 7;
 constexpr uint8_t kOptSackPermitted = 4;
 constexpr uint8_t kOptTimestamps = 8;
-
-std::string pattern(size_t n, uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 // A pair with a client (a) and a server (b) and the means to send bulk data
 // and to lose chosen segments.
@@ -63,11 +56,8 @@ class Recovery {
   }
 
   void open() {
-    ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-    h = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                            pair.now_us);
+    h = listen_and_connect(pair, kPort, server, client);
     ASSERT_TRUE(h.valid());
-    client.add(h);
     ASSERT_TRUE(pair.run_until([&] { return client.conns[0].connected && !server.conns.empty(); }));
     hb = server.conns[0].handle;
   }
@@ -78,14 +68,28 @@ class Recovery {
     size_t off = 0;
     const size_t before = server.conns[0].received.size();
     return pair.run_until([&] {
-      while (off < data.size()) {
-        const uint32_t n = pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                                            static_cast<uint32_t>(std::min<size_t>(data.size() - off, 16384)));
-        if (n == 0) break;
-        off += n;
-      }
+      send_rest(*pair.a.tcp, h, data, off);
       return server.conns[0].received.size() >= before + data.size();
     }, max_us, dt_us);
+  }
+
+  // Keeps the client's send buffer fed from data for us of simulated time,
+  // whatever becomes of what it sends.
+  void keep_sending(const std::string& data, size_t& off, uint64_t us) {
+    pair.run_until([&] {
+      send_rest(*pair.a.tcp, h, data, off);
+      return false;
+    }, us);
+  }
+
+  // Sends data from the client to an echoing server and runs until all of
+  // it is back (or max_us passes).
+  bool echo(const std::string& data, uint64_t max_us) {
+    size_t off = 0;
+    return pair.run_until([&] {
+      send_rest(*pair.a.tcp, h, data, off);
+      return client.conns[0].received.size() >= data.size();
+    }, max_us);
   }
 
   int64_t a_field(const char* key) const { return describe_field(pair.a.tcp->describe(h), key); }
@@ -184,16 +188,11 @@ TEST(TcpRecovery, AckBlackoutRecovers) {
   r.pair.add_tap([&](TcpPair::Side& from, net::Frame&) { return !(blackout && &from == &r.pair.b); });
   const std::string data = pattern(200'000, 4);
   size_t off = 0;
-  r.pair.run_until([&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
-    return false;
-  }, 5'000'000);
+  r.keep_sending(data, off, 5'000'000);
   EXPECT_GE(r.pair.a.tcp->counters().rto_expirations.get(), 3u);
   blackout = false;
   ASSERT_TRUE(r.pair.run_until([&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
+    send_rest(*r.pair.a.tcp, r.h, data, off);
     return r.server.conns[0].received.size() >= data.size();
   }, 60'000'000));
   EXPECT_TRUE(r.server.conns[0].received == data);
@@ -313,8 +312,7 @@ TEST_P(TcpFastRecovery, TwoLossesInOneWindowNeedNoTimeout) {
 TEST_P(TcpFastRecovery, ThreeLossesInOneWindowNeedNoTimeout) {
   dataplane::FaultSpec delay;
   delay.delay_us = 2'000;
-  r.pair.set_faults(r.pair.a, delay, 51);
-  r.pair.set_faults(r.pair.b, delay, 52);
+  set_faults_both_ways(r.pair, delay, 51, 52);
   loss.drop_offsets = {100'000, 100'000 + 3 * 1448, 100'000 + 7 * 1448};
   const std::string data = pattern(400'000, 7);
   ASSERT_TRUE(r.transfer(data, 30'000'000));
@@ -370,13 +368,7 @@ TEST_P(TcpFastRecovery, LostRetransmissionFallsBackOnTheTimer) {
 
 // Random loss, reordering and duplication both ways: byte-exact.
 TEST_P(TcpFastRecovery, RandomFaultsBothWaysByteExact) {
-  dataplane::FaultSpec spec;
-  spec.drop = 0.02;
-  spec.reorder = 0.02;
-  spec.duplicate = 0.01;
-  spec.reorder_us = 300;
-  r.pair.set_faults(r.pair.a, spec, 21);
-  r.pair.set_faults(r.pair.b, spec, 22);
+  set_faults_both_ways(r.pair, lossy_link(0.02, 0.02, 0.01), 21, 22);
   const std::string data = pattern(1'000'000, 9);
   ASSERT_TRUE(r.transfer(data, 300'000'000));
   EXPECT_TRUE(r.server.conns[0].received == data);
@@ -440,11 +432,8 @@ TEST(TcpRecovery, ZeroWindowIsProbedIndefinitelyThenResumes) {
   });
   const std::string data = pattern(200'000, 11);
   size_t off = 0;
-  auto feed = [&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
-  };
-  r.pair.run_until([&] { feed(); return false; }, 10'000'000);
+  auto feed = [&] { send_rest(*r.pair.a.tcp, r.h, data, off); };
+  r.keep_sending(data, off, 10'000'000);
   // The buffer fills up to the window the receiver could express: the
   // window field loses the low bits to the scale shift (RFC 7323 2.3) and the
   // SYN's window is capped at 65535, so a byte or two may stay unused.
@@ -482,11 +471,8 @@ TEST(TcpRecovery, LostWindowUpdateAfterASmallWindowDoesNotDeadlock) {
   r.open();
   const std::string data = pattern(300'000, 12);
   size_t off = 0;
-  auto feed = [&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
-  };
-  r.pair.run_until([&] { feed(); return false; }, 2'000'000);
+  auto feed = [&] { send_rest(*r.pair.a.tcp, r.h, data, off); };
+  r.keep_sending(data, off, 2'000'000);
   std::string got;
   uint8_t buf[65536];
   auto drain = [&](uint32_t max) {
@@ -498,7 +484,7 @@ TEST(TcpRecovery, LostWindowUpdateAfterASmallWindowDoesNotDeadlock) {
   // Open 2000 bytes: one full segment goes, ~550 bytes of window are left,
   // which SWS avoidance does not fill at once.
   drain(2000);
-  r.pair.run_until([&] { feed(); return false; }, 100'000);
+  r.keep_sending(data, off, 100'000);
   const int64_t wnd = r.a_field("wnd");
   EXPECT_GT(wnd, 0);
   EXPECT_LT(wnd, r.a_field("smss"));
@@ -530,46 +516,30 @@ TEST(TcpRecovery, LostWindowUpdateAfterASmallWindowDoesNotDeadlock) {
 // bytes (the SWS override timer) and they are lost. The retransmission
 // timer must send them again.
 TEST(TcpRecovery, RtoRetransmitsEvenWhenTheWindowIsBelowOneSegment) {
-  TcpPair pair;
-  ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 443, &client, pair.now_us);
-  client.add(h);
-  auto out = peer.take();
-  ASSERT_EQ(out.size(), 1u);
-  const uint32_t iss = out[0].seq();
-  TcpSegmentFields seg;
-  seg.src_port = 443;
-  seg.dst_port = out[0].seg.src_port;
-  seg.seq = 9000;
-  seg.ack = iss + 1;
-  seg.flags = kFlagSyn | kFlagAck;
-  seg.window = 65535;
-  seg.options.mss = 1460;
-  peer.send(seg);
-  ASSERT_EQ(pair.a.tcp->state(h), State::established);
-  seg.seq = 9001;
-  seg.flags = kFlagAck;
-  seg.options = TcpOptionSpec{};
+  ScriptedReceiver r(TcpOptionSpec{.mss = 1460});
+  ASSERT_TRUE(r.accepted);
+  ASSERT_EQ(r.pair.a.tcp->state(r.h), State::established);
+  const uint32_t iss = r.accepted->iss;
+  TcpSegmentFields seg = r.accepted->next;
   seg.window = 1000;
-  peer.send(seg);
+  r.peer.send(seg);
   const std::string data = pattern(8000, 17);
-  ASSERT_EQ(pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
+  ASSERT_EQ(r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
   // Never acknowledged: every copy of the first 1000 bytes is "lost".
   std::vector<uint64_t> copies;
   for (int i = 0; i < 5000; ++i) {
-    pair.step(1'000);
-    for (const auto& c : peer.take()) {
-      if (c.seq() == iss + 1 && c.payload.size() == 1000) copies.push_back(pair.now_us);
+    r.pair.step(1'000);
+    for (const auto& c : r.peer.take()) {
+      if (c.seq() == iss + 1 && c.payload.size() == 1000) copies.push_back(r.pair.now_us);
     }
   }
   ASSERT_GE(copies.size(), 1u) << "the 1000 bytes were never sent";
-  EXPECT_GE(copies.size(), 3u) << "the timer expired (" << pair.a.tcp->counters().rto_expirations.get()
-                               << " times) but nothing was retransmitted: " << pair.a.tcp->describe(h);
+  EXPECT_GE(copies.size(), 3u) << "the timer expired (" << r.pair.a.tcp->counters().rto_expirations.get()
+                               << " times) but nothing was retransmitted: " << r.pair.a.tcp->describe(r.h);
   // Every expiry sends: the first (the override) the original, each later
   // one a retransmission, at RTO, 2 RTO, 4 RTO... (RFC 6298 5.4-5.6).
-  EXPECT_EQ(copies.size(), pair.a.tcp->counters().rto_expirations.get())
-      << "expiries that retransmitted nothing: " << pair.a.tcp->describe(h);
+  EXPECT_EQ(copies.size(), r.pair.a.tcp->counters().rto_expirations.get())
+      << "expiries that retransmitted nothing: " << r.pair.a.tcp->describe(r.h);
   for (size_t i = 2; i < copies.size(); ++i) {
     const double ratio = double(copies[i] - copies[i - 1]) / double(copies[i - 1] - copies[i - 2]);
     EXPECT_NEAR(ratio, 2.0, 0.05) << "retransmission " << i;
@@ -584,65 +554,40 @@ TEST(TcpRecovery, RtoRetransmitsEvenWhenTheWindowIsBelowOneSegment) {
 // towards R2: the connection stays up for as long as the receiver answers,
 // and resumes when the window opens.
 TEST(TcpRecovery, WindowShrunkToZeroWithDataInFlightIsProbedNotTimedOut) {
-  TcpPair pair;
-  ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 443, &client, pair.now_us);
-  client.add(h);
-  auto out = peer.take();
-  ASSERT_EQ(out.size(), 1u);
-  const uint32_t iss = out[0].seq();
-  TcpSegmentFields seg;
-  seg.src_port = 443;
-  seg.dst_port = out[0].seg.src_port;
-  seg.seq = 9000;
-  seg.ack = iss + 1;
-  seg.flags = kFlagSyn | kFlagAck;
-  seg.options.mss = 1000;
-  peer.send(seg);
-  ASSERT_EQ(pair.a.tcp->state(h), State::established);
-  seg.seq = 9001;
-  seg.flags = kFlagAck;
-  seg.options = TcpOptionSpec{};
+  ScriptedReceiver r(TcpOptionSpec{.mss = 1000});
+  ASSERT_TRUE(r.accepted);
+  ASSERT_EQ(r.pair.a.tcp->state(r.h), State::established);
+  const uint32_t iss = r.accepted->iss;
+  TcpSegmentFields seg = r.accepted->next;
   const std::string data = pattern(8000, 13);
-  ASSERT_EQ(pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
-  pair.step();
-  out = peer.take();
+  ASSERT_EQ(r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
+  r.pair.step();
+  auto out = r.peer.take();
   ASSERT_GE(out.size(), 8u);  // 8 segments of 1000 bytes in the initial window
   // ACK the first segment only, and shrink the window to zero.
   seg.ack = iss + 1 + 1000;
   seg.window = 0;
-  peer.send(seg);
+  r.peer.send(seg);
   // Answer whatever comes with the same zero-window ACK, for 20 minutes.
   uint32_t sent_into_zero_window = 0;
-  for (uint64_t t = 0; t < 1'200'000'000 && pair.a.tcp->state(h) == State::established; t += 10'000) {
-    pair.step(10'000);
-    for (const auto& c : peer.take()) {
+  for (uint64_t t = 0; t < 1'200'000'000 && r.pair.a.tcp->state(r.h) == State::established; t += 10'000) {
+    r.pair.step(10'000);
+    for (const auto& c : r.peer.take()) {
       (void)c;
       ++sent_into_zero_window;
-      peer.send(seg);
+      r.peer.send(seg);
     }
   }
-  EXPECT_EQ(pair.a.tcp->state(h), State::established)
+  EXPECT_EQ(r.pair.a.tcp->state(r.h), State::established)
       << "the connection was given up although every probe was answered";
-  EXPECT_FALSE(client.conns[0].closed);
+  EXPECT_FALSE(r.client.conns[0].closed);
   EXPECT_GT(sent_into_zero_window, 5u) << "the shrunk window was never probed";
   // The window opens: everything else goes through.
   seg.window = 65535;
-  peer.send(seg);
+  r.peer.send(seg);
   std::string received = data.substr(0, 1000);
   uint32_t expect = iss + 1 + 1000;
-  for (int i = 0; i < 2000 && received.size() < data.size(); ++i) {
-    pair.step(1'000);
-    for (const auto& c : peer.take()) {
-      if (c.seq() == expect && !c.payload.empty()) {
-        received += c.payload;
-        expect += static_cast<uint32_t>(c.payload.size());
-      }
-      seg.ack = expect;
-      peer.send(seg);
-    }
-  }
+  r.receive_in_order(seg, expect, received, data.size(), 2000);
   EXPECT_TRUE(received == data);
 }
 
@@ -681,12 +626,7 @@ TEST_P(TcpWindowScale, BufferSizeDeterminesTheShiftAndTransfersWork) {
   const std::string d = r.pair.a.tcp->describe(r.h);
   EXPECT_NE(d.find("wscale=" + std::to_string(shift) + "/" + std::to_string(shift)), std::string::npos) << d;
   const std::string data = pattern(buffer >= (1u << 20) ? 8'000'000 : 1'000'000, 14);
-  size_t off = 0;
-  ASSERT_TRUE(r.pair.run_until([&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(std::min<size_t>(data.size() - off, 65536)));
-    return r.client.conns[0].received.size() >= data.size();
-  }, 120'000'000)) << r.pair.a.tcp->describe(r.h) << " | " << r.pair.b.tcp->describe(r.hb);
+  ASSERT_TRUE(r.echo(data, 120'000'000)) << r.pair.a.tcp->describe(r.h) << " | " << r.pair.b.tcp->describe(r.hb);
   EXPECT_TRUE(r.client.conns[0].received == data);
   EXPECT_EQ(bad_windows, 0);
 }
@@ -705,21 +645,14 @@ TEST(TcpWindowScaleEdges, PeerShiftOf14AndAbove) {
     RecordingApp server;
     ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
     ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-    TcpSegmentFields seg;
-    seg.src_port = 4000;
-    seg.dst_port = kPort;
-    seg.seq = 1;
-    seg.flags = kFlagSyn;
-    seg.window = 65535;
+    TcpSegmentFields seg = peer_segment(4000, kPort, 1, kFlagSyn);
     seg.options.mss = 1460;
     seg.options.window_scale = offered;
     peer.send(seg);
     auto out = peer.take();
     ASSERT_EQ(out.size(), 1u);
     EXPECT_TRUE(out[0].seg.options.has_window_scale);
-    seg.seq = 2;
-    seg.ack = out[0].seq() + 1;
-    seg.flags = kFlagAck;
+    seg = after_syn(seg, out[0].seq() + 1);
     seg.window = 3;  // 3 << 14 = 49152 bytes
     seg.options = TcpOptionSpec{};
     peer.send(seg);
@@ -751,19 +684,13 @@ TEST(TcpWindowScaleEdges, NoScalingUnlessBothSynsOfferIt) {
   RecordingApp server;
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-  TcpSegmentFields seg;
-  seg.src_port = 4000;
-  seg.dst_port = kPort;
-  seg.seq = 1;
-  seg.flags = kFlagSyn;
+  TcpSegmentFields seg = peer_segment(4000, kPort, 1, kFlagSyn);
   seg.options.mss = 1460;
   peer.send(seg);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_FALSE(out[0].seg.options.has_window_scale);
-  seg.seq = 2;
-  seg.ack = out[0].seq() + 1;
-  seg.flags = kFlagAck;
+  seg = after_syn(seg, out[0].seq() + 1);
   seg.payload = Bytes(1000, 'x');
   peer.send(seg);
   pair.run_for(100'000);
@@ -777,18 +704,12 @@ TEST(TcpWindowScaleEdges, NoScalingUnlessBothSynsOfferIt) {
   // it must not scale what it advertises.
   ScriptedPeer origin(pair, pair.a, ip(198, 18, 0, 10));
   RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, origin.ip(), 443, &client, pair.now_us);
-  client.add(h);
+  const ConnHandle h = connect_from(pair, pair.a, origin.ip(), 443, client);
   out = origin.take();
   ASSERT_EQ(out.size(), 1u);
   EXPECT_TRUE(out[0].seg.options.has_window_scale);
   EXPECT_EQ(out[0].seg.options.window_scale, net::tcp::window_shift_for(c.buffer_size));
-  TcpSegmentFields synack;
-  synack.src_port = 443;
-  synack.dst_port = out[0].seg.src_port;
-  synack.seq = 500;
-  synack.ack = out[0].seq() + 1;
-  synack.flags = kFlagSyn | kFlagAck;
+  TcpSegmentFields synack = syn_ack_to(out[0], 500);
   synack.options.mss = 1460;
   origin.send(synack);
   out = origin.take();
@@ -811,23 +732,12 @@ TEST_P(TcpWrap, EchoAcrossTheWrapUnderFaults) {
   Recovery r(c, c);
   if (!sack) r.strip_from_syn({kOptSackPermitted});
   r.server.echo = true;
-  dataplane::FaultSpec spec;
-  spec.drop = 0.03;
-  spec.reorder = 0.03;
-  spec.duplicate = 0.01;
-  spec.reorder_us = 300;
-  r.pair.set_faults(r.pair.a, spec, 31);
-  r.pair.set_faults(r.pair.b, spec, 32);
+  set_faults_both_ways(r.pair, lossy_link(0.03, 0.03, 0.01), 31, 32);
   r.open();
   const std::string d = r.pair.a.tcp->describe(r.h);
   ASSERT_NE(d.find(sack ? "sack=true" : "sack=false"), std::string::npos) << d;
   const std::string data = pattern(1'000'000, 15);
-  size_t off = 0;
-  ASSERT_TRUE(r.pair.run_until([&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(std::min<size_t>(data.size() - off, 16384)));
-    return r.client.conns[0].received.size() >= data.size();
-  }, 60'000'000)) << r.pair.a.tcp->describe(r.h) << " | " << r.pair.b.tcp->describe(r.hb);
+  ASSERT_TRUE(r.echo(data, 60'000'000)) << r.pair.a.tcp->describe(r.h) << " | " << r.pair.b.tcp->describe(r.hb);
   EXPECT_TRUE(r.client.conns[0].received == data);
   EXPECT_GT(r.pair.a.tcp->counters().retransmitted_segments.get(), 0u);
   r.pair.a.tcp->shutdown(r.h);
@@ -913,20 +823,14 @@ TEST(TcpReceiver, PeerMssBoundsDataPlusOptions) {
     RecordingApp server;
     ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
     ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-    TcpSegmentFields seg;
-    seg.src_port = 4000;
-    seg.dst_port = kPort;
-    seg.seq = 1;
-    seg.flags = kFlagSyn;
+    TcpSegmentFields seg = peer_segment(4000, kPort, 1, kFlagSyn);
     seg.options.mss = mss;  // 0: no option, RFC 9293 3.7.1's 536
     seg.options.timestamps = true;
     seg.options.ts_value = 10;
     peer.send(seg);
     auto out = peer.take();
     ASSERT_EQ(out.size(), 1u);
-    seg.seq = 2;
-    seg.ack = out[0].seq() + 1;
-    seg.flags = kFlagAck;
+    seg = after_syn(seg, out[0].seq() + 1);
     seg.options.mss = 0;
     seg.options.ts_echo = out[0].seg.options.ts_value;
     peer.send(seg);
@@ -957,11 +861,7 @@ TEST(TcpReceiver, ReceiverSwsAvoidanceMovesTheRightEdgeOnlyByUsefulSteps) {
   r.open();
   const std::string data = pattern(300'000, 20);
   size_t off = 0;
-  auto feed = [&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
-  };
-  r.pair.run_until([&] { feed(); return false; }, 2'000'000);
+  r.keep_sending(data, off, 2'000'000);
   ASSERT_GE(r.pair.b.tcp->readable(r.hb), r.pair.b.tcp->config().buffer_size - 1460);  // window (nearly) closed
   // Eff.snd.MSS: the sender's full segment, timestamps taken off.
   const uint32_t step = std::min<uint32_t>(r.pair.b.tcp->config().buffer_size / 2, 1460 - 12);
@@ -983,7 +883,7 @@ TEST(TcpReceiver, ReceiverSwsAvoidanceMovesTheRightEdgeOnlyByUsefulSteps) {
   uint8_t buf[100];
   for (int i = 0; i < 200; ++i) {
     ASSERT_EQ(r.pair.b.tcp->read(r.hb, buf, sizeof buf), sizeof buf);
-    r.pair.run_until([&] { feed(); return false; }, 50'000);
+    r.keep_sending(data, off, 50'000);
   }
   EXPECT_TRUE(small_steps.empty()) << small_steps.size() << " right-edge moves below " << step
                                    << " bytes, the first by " << (small_steps.empty() ? 0 : small_steps[0]);
@@ -1002,8 +902,7 @@ TEST(TcpReceiver, OutOfOrderFinIsHeldUntilTheHoleFills) {
   // A 5 ms one-way delay: a FIN that must be sent again costs a round trip.
   dataplane::FaultSpec delay;
   delay.delay_us = 5'000;
-  r.pair.set_faults(r.pair.a, delay, 41);
-  r.pair.set_faults(r.pair.b, delay, 42);
+  set_faults_both_ways(r.pair, delay, 41, 42);
   r.open();
   uint64_t filled_at = 0;
   int fins = 0;
@@ -1040,11 +939,7 @@ TEST(TcpRecovery, ZeroWindowProbesThatGoUnansweredEndTheConnection) {
   r.open();
   const std::string data = pattern(200'000, 22);
   size_t off = 0;
-  r.pair.run_until([&] {
-    off += r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                              static_cast<uint32_t>(data.size() - off));
-    return false;
-  }, 5'000'000);
+  r.keep_sending(data, off, 5'000'000);
   ASSERT_GE(r.pair.a.tcp->counters().zero_window_probes.get(), 1u);
   // The receiver is gone: nothing more comes from it.
   r.pair.add_tap([&](TcpPair::Side& from, net::Frame&) { return &from != &r.pair.b; });
@@ -1076,90 +971,49 @@ TEST(TcpRecovery, KeepAliveKeepsALivePeerAndDropsADeadOne) {
 // SACKed data): after the retransmission timeout the sender forgets the
 // SACK information and retransmits from SND.UNA, so nothing is lost.
 TEST(TcpRecovery, RenegedSackIsRepairedAfterTheTimeout) {
-  TcpPair pair;
-  ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 443, &client, pair.now_us);
-  client.add(h);
-  auto out = peer.take();
-  ASSERT_EQ(out.size(), 1u);
-  const uint32_t iss = out[0].seq();
-  TcpSegmentFields seg;
-  seg.src_port = 443;
-  seg.dst_port = out[0].seg.src_port;
-  seg.seq = 9000;
-  seg.ack = iss + 1;
-  seg.flags = kFlagSyn | kFlagAck;
-  seg.options.mss = 1000;
-  seg.options.sack_permitted = true;
-  peer.send(seg);
-  ASSERT_EQ(pair.a.tcp->state(h), State::established);
-  peer.take();  // the handshake's ACK
-  seg.seq = 9001;
-  seg.flags = kFlagAck;
-  seg.options = TcpOptionSpec{};
+  ScriptedReceiver r(TcpOptionSpec{.mss = 1000, .sack_permitted = true});
+  ASSERT_TRUE(r.accepted);
+  ASSERT_EQ(r.pair.a.tcp->state(r.h), State::established);
+  r.peer.take();  // the handshake's ACK
+  const uint32_t iss = r.accepted->iss;
+  TcpSegmentFields seg = r.accepted->next;
   const std::string data = pattern(8000, 23);
-  ASSERT_EQ(pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
-  pair.step();
-  out = peer.take();
+  ASSERT_EQ(r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()), 8000), 8000u);
+  r.pair.step();
+  auto out = r.peer.take();
   ASSERT_EQ(out.size(), 8u);
   // "Lose" the first segment and SACK the other seven, three times.
   for (int i = 0; i < 3; ++i) {
     seg.options.sack = {{iss + 1 + 1000, iss + 1 + 8000}};
-    peer.send(seg);
+    r.peer.send(seg);
   }
   // Then renege: keep only what arrives in order from now on.
   std::string received;
   uint32_t expect = iss + 1;
   seg.options.sack.clear();
-  for (int i = 0; i < 20'000 && received.size() < data.size(); ++i) {
-    pair.step(1'000);
-    for (const auto& c : peer.take()) {
-      if (c.seq() == expect && !c.payload.empty()) {
-        received += c.payload;
-        expect += static_cast<uint32_t>(c.payload.size());
-      }
-      seg.ack = expect;
-      peer.send(seg);
-    }
-  }
-  EXPECT_TRUE(received == data) << received.size() << " of " << data.size() << ": " << pair.a.tcp->describe(h);
-  EXPECT_GE(pair.a.tcp->counters().rto_expirations.get(), 1u);
+  r.receive_in_order(seg, expect, received, data.size(), 20'000);
+  EXPECT_TRUE(received == data) << received.size() << " of " << data.size() << ": " << r.pair.a.tcp->describe(r.h);
+  EXPECT_GE(r.pair.a.tcp->counters().rto_expirations.get(), 1u);
 }
 
 // An ACK that ends inside a segment (a receiver whose buffer took only part
 // of it): the retransmission starts at the first unacknowledged byte.
 TEST(TcpRecovery, AckInsideASegmentRetransmitsFromTheFirstUnackedByte) {
-  TcpPair pair;
-  ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  RecordingApp client;
-  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 443, &client, pair.now_us);
-  client.add(h);
-  auto out = peer.take();
-  ASSERT_EQ(out.size(), 1u);
-  const uint32_t iss = out[0].seq();
-  TcpSegmentFields seg;
-  seg.src_port = 443;
-  seg.dst_port = out[0].seg.src_port;
-  seg.seq = 9000;
-  seg.ack = iss + 1;
-  seg.flags = kFlagSyn | kFlagAck;
-  seg.options.mss = 1000;
-  peer.send(seg);
-  peer.take();  // the handshake's ACK
-  seg.seq = 9001;
-  seg.flags = kFlagAck;
-  seg.options = TcpOptionSpec{};
+  ScriptedReceiver r(TcpOptionSpec{.mss = 1000});
+  ASSERT_TRUE(r.accepted);
+  r.peer.take();  // the handshake's ACK
+  const uint32_t iss = r.accepted->iss;
+  TcpSegmentFields seg = r.accepted->next;
   const std::string data = pattern(3000, 24);
-  ASSERT_EQ(pair.a.tcp->send(h, reinterpret_cast<const uint8_t*>(data.data()), 3000), 3000u);
-  pair.step();
-  ASSERT_EQ(peer.take().size(), 3u);
+  ASSERT_EQ(r.pair.a.tcp->send(r.h, reinterpret_cast<const uint8_t*>(data.data()), 3000), 3000u);
+  r.pair.step();
+  ASSERT_EQ(r.peer.take().size(), 3u);
   seg.ack = iss + 1 + 700;
-  peer.send(seg);
+  r.peer.send(seg);
   std::vector<TcpCapture> again;
   for (int i = 0; i < 2'000 && again.empty(); ++i) {
-    pair.step(1'000);
-    again = peer.take();
+    r.pair.step(1'000);
+    again = r.peer.take();
   }
   ASSERT_FALSE(again.empty());
   EXPECT_EQ(again[0].seq(), iss + 1 + 700);

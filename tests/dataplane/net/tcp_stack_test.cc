@@ -5,9 +5,13 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "tcp_pair.h"
+#include "tcp_steps.h"
 
 namespace mtlsgw::testing {
 namespace {
@@ -16,13 +20,6 @@ using net::tcp::CloseReason;
 using net::tcp::ConnHandle;
 using net::tcp::State;
 
-std::string pattern(size_t n, uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
 class TcpStackTest : public ::testing::Test {
  protected:
   TcpPair pair;
@@ -30,10 +27,8 @@ class TcpStackTest : public ::testing::Test {
   RecordingApp client;
 
   ConnHandle open(uint16_t port = 7) {
-    EXPECT_TRUE(pair.b.tcp->listen(port, &server));
-    ConnHandle h = pair.a.tcp->connect(*pair.a.iface, ip(198, 18, 0, 1), port, &client, pair.now_us);
+    ConnHandle h = listen_and_connect(pair, port, server, client);
     EXPECT_TRUE(h.valid());
-    client.add(h);
     EXPECT_TRUE(pair.run_until([&] { return client.conns[0].connected && !server.conns.empty(); }));
     return h;
   }
@@ -41,15 +36,7 @@ class TcpStackTest : public ::testing::Test {
   // Writes all of data on h as the send buffer allows, running the pair.
   void send_all(net::tcp::TcpStack& stack, ConnHandle h, const std::string& data) {
     size_t off = 0;
-    ASSERT_TRUE(pair.run_until([&] {
-      while (off < data.size()) {
-        uint32_t n = stack.send(h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                                static_cast<uint32_t>(std::min<size_t>(data.size() - off, 16384)));
-        if (n == 0) break;
-        off += n;
-      }
-      return off == data.size();
-    }, 120'000'000));
+    ASSERT_TRUE(pair.run_until([&] { return send_rest(stack, h, data, off); }, 120'000'000));
   }
 };
 
@@ -87,8 +74,7 @@ TEST_F(TcpStackTest, HandshakeDataAndGracefulClose) {
 }
 
 TEST_F(TcpStackTest, ConnectToAClosedPortIsRefused) {
-  ConnHandle h = pair.a.tcp->connect(*pair.a.iface, ip(198, 18, 0, 1), 9999, &client, pair.now_us);
-  client.add(h);
+  connect_from(pair, pair.a, ip(198, 18, 0, 1), 9999, client);
   ASSERT_TRUE(pair.run_until([&] { return client.conns[0].closed; }));
   EXPECT_EQ(client.conns[0].reason, CloseReason::refused);
   EXPECT_EQ(pair.b.counters.dropped(net::DropReason::tcp_no_listener), 1u);
@@ -106,13 +92,7 @@ TEST_F(TcpStackTest, BulkBothWaysByteExact) {
 }
 
 TEST_F(TcpStackTest, SurvivesLossReorderingAndDuplication) {
-  dataplane::FaultSpec spec;
-  spec.drop = 0.03;
-  spec.reorder = 0.03;
-  spec.duplicate = 0.01;
-  spec.reorder_us = 300;
-  pair.set_faults(pair.a, spec, 11);
-  pair.set_faults(pair.b, spec, 12);
+  set_faults_both_ways(pair, lossy_link(0.03, 0.03, 0.01), 11, 12);
   server.echo = true;
   ConnHandle h = open();
   const std::string data = pattern(2 * 1024 * 1024, 7);
@@ -125,6 +105,21 @@ TEST_F(TcpStackTest, SurvivesLossReorderingAndDuplication) {
   // Closes still complete under loss.
   pair.a.tcp->shutdown(h);
   ASSERT_TRUE(pair.run_until([&] { return server.conns[0].closed; }, 60'000'000));
+}
+
+// Telemetry's names for the connections-by-state gauges (docs/telemetry.md):
+// "tcp_state_" and the state's name, one per state but CLOSED (whose count
+// is always 0), and every TCP name carries the tcp_ prefix.
+TEST(TcpCounterNames, StateGaugesAreTcpPrefixedAndClosedHasNone) {
+  const net::tcp::TcpCounters counters;
+  std::vector<std::string> names;
+  net::tcp::for_each_counter(counters, [&](std::string_view name, uint64_t) { names.emplace_back(name); });
+  for (size_t s = 0; s < net::tcp::kStateCount; ++s) {
+    const State state = static_cast<State>(s);
+    const std::string gauge = std::string("tcp_state_") + net::tcp::name_of(state);
+    EXPECT_EQ(std::count(names.begin(), names.end(), gauge), state == State::closed ? 0 : 1) << gauge;
+  }
+  for (const std::string& name : names) EXPECT_EQ(name.rfind("tcp_", 0), 0u) << name;
 }
 
 }  // namespace

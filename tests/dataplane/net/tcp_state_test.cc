@@ -8,12 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "dataplane/net/tcp_stack.h"
 #include "tcp_pair.h"
+#include "tcp_steps.h"
 
 namespace mtlsgw::testing {
 namespace {
@@ -28,13 +28,6 @@ using net::tcp::kFlagSyn;
 using net::tcp::State;
 
 constexpr uint16_t kPort = 7;
-
-std::string pattern(size_t n, uint32_t seed = 1) {
-  std::string s(n, '\0');
-  std::mt19937 rng(seed);
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 // The distinct states a connection went through, sampled at every frame that
 // crosses the link and after every step, so that a state lasting only
@@ -97,11 +90,8 @@ class TcpStateTest : public ::testing::Test {
   }
 
   void open() {
-    ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-    ha = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                             pair.now_us);
+    ha = listen_and_connect(pair, kPort, server, client);
     ASSERT_TRUE(ha.valid());
-    client.add(ha);
     sample();
     run_until([&] { return client.conns[0].connected && !server.conns.empty(); });
     sample();
@@ -109,15 +99,7 @@ class TcpStateTest : public ::testing::Test {
 
   void send_str(net::tcp::TcpStack& stack, ConnHandle h, const std::string& data) {
     size_t off = 0;
-    run_until([&] {
-      while (off < data.size()) {
-        const uint32_t n = stack.send(h, reinterpret_cast<const uint8_t*>(data.data()) + off,
-                                      static_cast<uint32_t>(std::min<size_t>(data.size() - off, 16384)));
-        if (n == 0) break;
-        off += n;
-      }
-      return off == data.size();
-    }, 120'000'000);
+    run_until([&] { return send_rest(stack, h, data, off); }, 120'000'000);
   }
 };
 
@@ -134,9 +116,7 @@ TEST_F(TcpStateTest, ThreeWayHandshakeWalksSynSentAndSynReceived) {
     }
     return true;
   });
-  ha = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                           pair.now_us);
-  client.add(ha);
+  ha = connect_from(pair, pair.a, pair.b.iface->config().address.address, kPort, client);
   EXPECT_EQ(pair.a.tcp->state(ha), State::syn_sent);
   run_until([&] { return client.conns[0].connected && !server.conns.empty(); });
   EXPECT_TRUE(saw_half_open);
@@ -195,18 +175,13 @@ TEST_F(TcpStateTest, SimultaneousOpen) {
 // crossing SYN must still tell its application when it dies.
 TEST_F(TcpStateTest, ActiveOpenResetInSynReceivedTellsTheApplication) {
   ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  ha = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 5555, &client, pair.now_us);
-  client.add(ha);
+  ha = connect_from(pair, pair.a, peer.ip(), 5555, client);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
   ASSERT_TRUE(out[0].has(kFlagSyn));
   const uint16_t a_port = out[0].seg.src_port;
   // The peer's own SYN crosses ours: SYN-SENT -> SYN-RECEIVED.
-  TcpSegmentFields syn;
-  syn.src_port = 5555;
-  syn.dst_port = a_port;
-  syn.seq = 7000;
-  syn.flags = kFlagSyn;
+  TcpSegmentFields syn = peer_segment(5555, a_port, 7000, kFlagSyn);
   syn.options.mss = 1460;
   peer.send(syn);
   EXPECT_EQ(pair.a.tcp->state(ha), State::syn_received);
@@ -214,12 +189,7 @@ TEST_F(TcpStateTest, ActiveOpenResetInSynReceivedTellsTheApplication) {
   ASSERT_FALSE(out.empty());
   EXPECT_TRUE(out.back().has(kFlagSyn) && out.back().has(kFlagAck));
   // Then the peer refuses: an exact RST (RCV.NXT = 7001).
-  TcpSegmentFields rst;
-  rst.src_port = 5555;
-  rst.dst_port = a_port;
-  rst.seq = 7001;
-  rst.flags = kFlagRst;
-  peer.send(rst);
+  peer.send(peer_segment(5555, a_port, 7001, kFlagRst));
   EXPECT_EQ(pair.a.tcp->state(ha), State::closed);
   EXPECT_TRUE(client.conns[0].closed) << "the application never learns its connection is gone";
 }
@@ -228,16 +198,10 @@ TEST_F(TcpStateTest, ActiveOpenResetInSynReceivedTellsTheApplication) {
 // never answered) ends by R2 (RFC 9293 3.8.3) and the user must hear of it.
 TEST_F(TcpStateTest, ActiveOpenTimingOutInSynReceivedTellsTheApplication) {
   ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  ha = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 5555, &client, pair.now_us);
-  client.add(ha);
+  ha = connect_from(pair, pair.a, peer.ip(), 5555, client);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
-  TcpSegmentFields syn;
-  syn.src_port = 5555;
-  syn.dst_port = out[0].seg.src_port;
-  syn.seq = 7000;
-  syn.flags = kFlagSyn;
-  peer.send(syn);
+  peer.send(peer_segment(5555, out[0].seg.src_port, 7000, kFlagSyn));
   ASSERT_EQ(pair.a.tcp->state(ha), State::syn_received);
   // max_syn_retries = 6 from a 1 s RTO: 127 s. Let it run out.
   const uint64_t end = pair.now_us + 400'000'000;
@@ -591,10 +555,8 @@ TEST_F(TcpStateTest, SynSentRetransmitsWithBackoffThenTimesOut) {
     if (c && &from == &pair.a && c->has(kFlagSyn)) syn_times.push_back(pair.now_us);
     return !(c && &from == &pair.a);  // nothing from a ever arrives
   });
-  ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-  ha = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                           pair.now_us);
-  client.add(ha);
+  ha = listen_and_connect(pair, kPort, server, client);
+  ASSERT_TRUE(ha.valid());
   const uint64_t end = pair.now_us + 400'000'000;
   while (pair.now_us < end && !client.conns[0].closed) pair.step(1'000);
   ASSERT_TRUE(client.conns[0].closed);
@@ -617,12 +579,7 @@ TEST_F(TcpStateTest, SynSentRetransmitsWithBackoffThenTimesOut) {
 TEST_F(TcpStateTest, SynReceivedTimesOutSilentlyAndFreesTheHalfOpenSlot) {
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-  TcpSegmentFields syn;
-  syn.src_port = 5555;
-  syn.dst_port = kPort;
-  syn.seq = 1;
-  syn.flags = kFlagSyn;
-  peer.send(syn);
+  peer.send(peer_segment(5555, kPort, 1, kFlagSyn));
   EXPECT_EQ(pair.b.tcp->half_open(), 1u);
   const uint64_t end = pair.now_us + 400'000'000;
   while (pair.now_us < end && pair.b.tcp->connections() != 0) pair.step(5'000);
@@ -640,18 +597,11 @@ TEST_F(TcpStateTest, SynReceivedTimesOutSilentlyAndFreesTheHalfOpenSlot) {
 TEST_F(TcpStateTest, ResetInSynReceivedReturnsToListen) {
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-  TcpSegmentFields syn;
-  syn.src_port = 5555;
-  syn.dst_port = kPort;
-  syn.seq = 1000;
-  syn.flags = kFlagSyn;
+  TcpSegmentFields syn = peer_segment(5555, kPort, 1000, kFlagSyn);
   peer.send(syn);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
-  TcpSegmentFields rst = syn;
-  rst.seq = 1001;
-  rst.flags = kFlagRst;
-  peer.send(rst);
+  peer.send(peer_segment(5555, kPort, 1001, kFlagRst));
   EXPECT_EQ(pair.b.tcp->connections(), 0u);
   EXPECT_EQ(pair.b.tcp->half_open(), 0u);
   EXPECT_TRUE(peer.take().empty());
@@ -659,11 +609,7 @@ TEST_F(TcpStateTest, ResetInSynReceivedReturnsToListen) {
   peer.send(syn);
   out = peer.take();
   ASSERT_EQ(out.size(), 1u);
-  TcpSegmentFields ack = syn;
-  ack.seq = 5001;
-  ack.ack = out[0].seq() + 1;
-  ack.flags = kFlagAck;
-  peer.send(ack);
+  peer.send(after_syn(syn, out[0].seq() + 1));
   EXPECT_EQ(server.conns.size(), 1u);
   EXPECT_EQ(pair.b.tcp->state(hb()), State::established);
 }
@@ -674,17 +620,11 @@ TEST_F(TcpStateTest, ResetInSynReceivedReturnsToListen) {
 TEST_F(TcpStateTest, FinOnTheHandshakeAckGoesToCloseWait) {
   ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
   ScriptedPeer peer(pair, pair.b, ip(198, 18, 0, 9));
-  TcpSegmentFields syn;
-  syn.src_port = 5555;
-  syn.dst_port = kPort;
-  syn.seq = 1000;
-  syn.flags = kFlagSyn;
+  TcpSegmentFields syn = peer_segment(5555, kPort, 1000, kFlagSyn);
   peer.send(syn);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
-  TcpSegmentFields fin = syn;
-  fin.seq = 1001;
-  fin.ack = out[0].seq() + 1;
+  TcpSegmentFields fin = after_syn(syn, out[0].seq() + 1);
   fin.flags = kFlagAck | kFlagFin;
   fin.payload = {'h', 'i'};
   peer.send(fin);
@@ -704,16 +644,10 @@ TEST_F(TcpStateTest, FinOnTheHandshakeAckGoesToCloseWait) {
 // and left for the peer to retransmit.
 TEST_F(TcpStateTest, DataOnTheSynAckIsDelivered) {
   ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
-  ha = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 5555, &client, pair.now_us);
-  client.add(ha);
+  ha = connect_from(pair, pair.a, peer.ip(), 5555, client);
   auto out = peer.take();
   ASSERT_EQ(out.size(), 1u);
-  TcpSegmentFields synack;
-  synack.src_port = 5555;
-  synack.dst_port = out[0].seg.src_port;
-  synack.seq = 7000;
-  synack.ack = out[0].seq() + 1;
-  synack.flags = kFlagSyn | kFlagAck;
+  TcpSegmentFields synack = syn_ack_to(out[0], 7000);
   synack.options.mss = 1460;
   synack.payload = {'h', 'e', 'l', 'l', 'o'};
   peer.send(synack);
@@ -729,10 +663,8 @@ TEST_F(TcpStateTest, DataOnTheSynAckIsDelivered) {
 // the handshake completes (RFC 9293 3.10.2: SEND in SYN-SENT "queue the
 // data for transmission after entering ESTABLISHED state").
 TEST_F(TcpStateTest, DataQueuedInSynSentIsSentAfterTheHandshake) {
-  ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-  ha = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                           pair.now_us);
-  client.add(ha);
+  ha = listen_and_connect(pair, kPort, server, client);
+  ASSERT_TRUE(ha.valid());
   ASSERT_EQ(pair.a.tcp->send(ha, reinterpret_cast<const uint8_t*>("early"), 5), 5u);
   run_until([&] { return !server.conns.empty() && server.conns[0].received == "early"; });
 }
@@ -746,10 +678,8 @@ TEST_F(TcpStateTest, DataQueuedInSynSentIsSentAfterTheHandshake) {
 // SYN-SENT). Forgetting the attempt loses the data and reports "closed" as
 // if it had been delivered.
 TEST_F(TcpStateTest, ShutdownInSynSentStillDeliversQueuedDataAndFin) {
-  ASSERT_TRUE(pair.b.tcp->listen(kPort, &server));
-  ha = pair.a.tcp->connect(*pair.a.iface, pair.b.iface->config().address.address, kPort, &client,
-                           pair.now_us);
-  client.add(ha);
+  ha = listen_and_connect(pair, kPort, server, client);
+  ASSERT_TRUE(ha.valid());
   ASSERT_EQ(pair.a.tcp->send(ha, reinterpret_cast<const uint8_t*>("GET /\r\n"), 7), 7u);
   pair.a.tcp->shutdown(ha);
   EXPECT_FALSE(client.conns[0].closed) << "the connection attempt was dropped with data queued";
