@@ -54,8 +54,12 @@ struct ClientIdentity {
   std::string cipher;       // OpenSSL name, e.g. "TLS_AES_128_GCM_SHA256"
   std::string sni;          // server_name the client sent, empty if none
   std::string alpn;         // negotiated protocol, e.g. "h2", empty if none
-  std::string sig_alg;      // signature algorithm of the client certificate, e.g. "ecdsa-with-SHA256"
-  std::string key_alg;      // public key algorithm of the client certificate, e.g. "id-ecPublicKey"
+  // The gateway's own certificate for this host, in the forms the PROXY
+  // protocol v2 spec (2.2.5, PP2_SUBTYPE_SSL_SIG_ALG / _KEY_ALG) defines them
+  // for "the certificate presented by the frontend": the digest that signed it
+  // ("SHA256") and its key type and size ("EC256", "RSA2048").
+  std::string sig_alg;
+  std::string key_alg;
 
   // Back to the empty state, keeping the strings' storage for the next
   // handshake on the same connection slot.
