@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 namespace mtlsgw {
@@ -30,6 +31,20 @@ TEST(Crc32c, ExtendEqualsOneShot) {
     EXPECT_EQ(crc32c_extend(crc32c_extend(0, s.data(), cut), s.data() + cut, s.size() - cut),
               whole)
         << "cut at " << cut;
+  }
+}
+
+TEST(Crc32c, HardwareAndTableAgreeAtEveryLengthAndAlignment) {
+  std::mt19937 rng(7);
+  std::string s(300, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  EXPECT_EQ(crc32c_extend_portable(0, "123456789", 9), 0xE3069283u);
+  for (size_t offset = 0; offset < 8; ++offset) {
+    for (size_t len = 0; len + offset <= s.size(); ++len) {
+      ASSERT_EQ(crc32c_extend(0x12345678, s.data() + offset, len),
+                crc32c_extend_portable(0x12345678, s.data() + offset, len))
+          << offset << " " << len;
+    }
   }
 }
 

@@ -24,8 +24,4 @@ std::string_view canned_reason(uint16_t status) noexcept;
 size_t write_canned_response(uint16_t status, int64_t now_epoch, char* out,
                              size_t capacity) noexcept;
 
-// RFC 9110 5.6.7 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters
-// written to out, or 0 for a time outside years 0-9999.
-size_t format_imf_fixdate(int64_t epoch, char (&out)[30]) noexcept;
-
 }  // namespace mtlsgw::forward::http

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/base64.h"
+#include "common/utc_time.h"
 #include "dataplane/forward/http_syntax.h"
 
 namespace mtlsgw::forward::http {
@@ -55,8 +56,9 @@ void safe_field(Output& o, std::string_view name, std::string_view value) noexce
 }
 
 void time_field(Output& o, std::string_view name, int64_t epoch) noexcept {
-  char text[21];
-  const size_t n = tls::format_rfc3339_utc(epoch, text);
+  // Not tls::format_rfc3339_utc: it calls gmtime_r, which locks (utc_time.h).
+  char text[20];
+  const size_t n = write_rfc3339(epoch, text);
   if (n != 0) safe_field(o, name, std::string_view(text, n));
 }
 

@@ -11,14 +11,6 @@
 namespace mtlsgw::forward::http {
 namespace {
 
-TEST(HttpCannedResponse, ImfFixdate) {
-  char out[30];
-  ASSERT_EQ(format_imf_fixdate(784111777, out), 29u);  // RFC 9110 5.6.7's example
-  EXPECT_EQ(std::string(out, 29), "Sun, 06 Nov 1994 08:49:37 GMT");
-  ASSERT_EQ(format_imf_fixdate(0, out), 29u);
-  EXPECT_EQ(std::string(out, 29), "Thu, 01 Jan 1970 00:00:00 GMT");
-}
-
 // Each response is a complete, well-framed HTTP/1.1 message by our own
 // response parser's rules, and ends the connection.
 TEST(HttpCannedResponse, EveryStatusIsAWellFramedClosingResponse) {
