@@ -104,8 +104,8 @@ size_t emit_body(Sink& s, const Connection& c, const tls::ClientIdentity& id,
     optional_tlv(s, o.ssl_version, kSubtypeSslVersion, id.tls_version);
     optional_tlv(s, o.ssl_cn && id.presented, kSubtypeSslCn, id.common_name);
     optional_tlv(s, o.ssl_cipher, kSubtypeSslCipher, id.cipher);
-    optional_tlv(s, o.ssl_sig_alg, kSubtypeSslSigAlg, c.frontend_sig_alg);
-    optional_tlv(s, o.ssl_key_alg, kSubtypeSslKeyAlg, c.frontend_key_alg);
+    optional_tlv(s, o.ssl_sig_alg, kSubtypeSslSigAlg, id.sig_alg);
+    optional_tlv(s, o.ssl_key_alg, kSubtypeSslKeyAlg, id.key_alg);
     optional_tlv(s, o.ssl_group, kSubtypeSslGroup, c.group);
     optional_tlv(s, o.ssl_sig_scheme, kSubtypeSslSigScheme, c.sig_scheme);
     optional_tlv(s, o.ssl_client_cert && id.presented, kSubtypeSslClientCert, id.der);

@@ -21,9 +21,8 @@
 // - PP2_CLIENT_CERT_SESS: a certificate was presented in this TLS session;
 //   PP2_CLIENT_CERT_CONN: on this very connection, i.e. not on a resumption.
 // - SIG_ALG and KEY_ALG describe the certificate the *frontend* (the gateway)
-//   presented (2.2.6), so they come from Connection, not from the client's
-//   ClientIdentity::sig_alg/key_alg. The client certificate's algorithms are
-//   in its DER (CLIENT_CERT).
+//   presented (2.2.6); ClientIdentity::sig_alg/key_alg hold exactly that. The
+//   client certificate's own algorithms are in its DER (CLIENT_CERT).
 // - CLIENT_CERT (0x28) is the leaf's DER, which HAProxy does not send.
 //
 // No allocation: encode() writes into the caller's buffer. The header length
@@ -88,12 +87,10 @@ struct Connection {
   uint16_t client_port = 0;
   uint32_t local_address = 0;   // destination: where the client connected to
   uint16_t local_port = 0;
-  bool session_resumed = false;     // no certificate was sent on this connection
-  std::string_view frontend_sig_alg;  // of the gateway's certificate, e.g. "ecdsa-with-SHA256"
-  std::string_view frontend_key_alg;  // e.g. "EC256", "RSA2048"
-  std::string_view group;             // key exchange group, e.g. "x25519"
-  std::string_view sig_scheme;        // e.g. "ecdsa_secp256r1_sha256"
-  std::string_view unique_id;         // empty: no PP2_TYPE_UNIQUE_ID
+  bool session_resumed = false;  // no certificate was sent on this connection
+  std::string_view group;          // key exchange group, e.g. "x25519"
+  std::string_view sig_scheme;     // e.g. "ecdsa_secp256r1_sha256"
+  std::string_view unique_id;      // empty: no PP2_TYPE_UNIQUE_ID
 };
 
 // Which TLVs to send. Empty values are never sent, whatever the switch says.

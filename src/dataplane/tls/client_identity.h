@@ -7,8 +7,13 @@
 //
 // Bounds: every field has a cap (below), so a hostile certificate cannot make
 // a connection carry more than about 24 KiB of identity. A field that would
-// exceed its cap is cut (text) or left out (DER, list entries) and `truncated`
-// says so: a cut DN must not silently match a rule written for the full one.
+// exceed its cap is cut (text) or left out (DER, list entries), and one that
+// cannot be read is left empty; `truncated` says either happened: a cut DN
+// must not silently match a rule written for the full one.
+//
+// Text is safe to put in a header or a log line as it is: DNs are RFC 2253
+// ASCII, and control characters, backslashes and (outside the UTF-8 CN) bytes
+// >= 0x80 in the CN, SANs, SNI and ALPN are written as \XX.
 
 #include <cstddef>
 #include <cstdint>
@@ -54,8 +59,12 @@ struct ClientIdentity {
   std::string cipher;       // OpenSSL name, e.g. "TLS_AES_128_GCM_SHA256"
   std::string sni;          // server_name the client sent, empty if none
   std::string alpn;         // negotiated protocol, e.g. "h2", empty if none
-  std::string sig_alg;      // signature algorithm of the client certificate, e.g. "ecdsa-with-SHA256"
-  std::string key_alg;      // public key algorithm of the client certificate, e.g. "id-ecPublicKey"
+  // The gateway's own certificate for this host, in the forms the PROXY
+  // protocol v2 spec (2.2.5, PP2_SUBTYPE_SSL_SIG_ALG / _KEY_ALG) defines them
+  // for "the certificate presented by the frontend": the digest that signed it
+  // ("SHA256") and its key type and size ("EC256", "RSA2048").
+  std::string sig_alg;
+  std::string key_alg;
 
   // Back to the empty state, keeping the strings' storage for the next
   // handshake on the same connection slot.
