@@ -370,6 +370,11 @@ void TcpStack::enter_recovery(Tcb& tcb, uint64_t now_us) noexcept {
   tcb.rtt_timing = false;
   tcb.pto_at_us = 0;
   counters_.fast_retransmits.add();
+  // RFC 6675 5 step (4.3): the first segment deemed lost goes out now,
+  // whatever pipe says; the rest follow as cwnd allows (output()).
+  uint32_t seq = 0;
+  uint32_t len = 0;
+  if (tcb.snd_wnd != 0 && tcb.rack.first_lost(&seq, &len)) retransmit_range(tcb, seq, len, now_us);
 }
 
 void TcpStack::rack_detect_losses(Tcb& tcb, uint64_t now_us) noexcept {
@@ -409,7 +414,9 @@ void TcpStack::rack_after_ack(Tcb& tcb, const Segment& seg, const SackBlock& dsa
     }
   }
   rack_detect_losses(tcb, now_us);
-  if (acked_new) schedule_loss_probe(tcb, now_us);
+  // RFC 8985 7.2: an ACK of new data restarts the probe timeout; in a
+  // recovery every ACK does (see schedule_loss_probe).
+  if (acked_new || tcb.in_recovery || tcb.rto_recovery) schedule_loss_probe(tcb, now_us);
 }
 
 void TcpStack::update_send_window(Tcb& tcb, const Segment& seg, bool acked_new) noexcept {

@@ -182,6 +182,8 @@ void TcpStack::on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept {
     tcb.reorder_at_us = 0;
     rack_detect_losses(tcb, now_us);
     output(tcb, now_us);
+    // The probe waited for this timer (rack_detect_losses).
+    if (Tcb* still = get(h); still != nullptr && still->pto_at_us == 0) schedule_loss_probe(*still, now_us);
   } else if (tcb.pto_at_us != 0 && tcb.pto_at_us <= now_us) {
     tcb.pto_at_us = 0;
     send_loss_probe(tcb, now_us);
@@ -193,11 +195,16 @@ void TcpStack::on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept {
 }
 
 void TcpStack::schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
-  // RFC 8985 7.2: a probe is for an open connection with data in flight,
-  // outside recovery, one at a time, and not while RACK's own timer runs.
-  const bool allowed = rack_mode(tcb) && !tcb.in_recovery && !tcb.rto_recovery &&
-                       !tcb.rack.probe_outstanding() && tcb.snd_una != tcb.snd_max &&
-                       tcb.reorder_at_us == 0 && tcb.snd_wnd != 0;
+  // RFC 8985 7.2: a probe is for a connection with data in flight, one at a
+  // time, and not while RACK's own timer runs. Unlike RFC 8985 (which
+  // leaves recoveries to the RTO), also during a recovery: measured against
+  // Linux under loss both ways, every RTO left came from a recovery whose
+  // last ACKs were lost while the peer, stalled by our full receive window,
+  // had nothing to send: the ACK clock stopped with nothing to restart it
+  // but a 200 ms timer. A probe then costs one segment; QUIC's PTO (RFC
+  // 9002 6.2) runs in every state for the same reason.
+  const bool allowed = rack_mode(tcb) && !tcb.rack.probe_outstanding() &&
+                       tcb.snd_una != tcb.snd_max && tcb.reorder_at_us == 0 && tcb.snd_wnd != 0;
   if (!allowed) {
     if (tcb.pto_at_us != 0) {
       tcb.pto_at_us = 0;
@@ -222,18 +229,22 @@ void TcpStack::schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
 }
 
 void TcpStack::send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
-  if (!rack_mode(tcb) || tcb.snd_una == tcb.snd_max || tcb.in_recovery || tcb.rto_recovery) {
+  if (!rack_mode(tcb) || tcb.snd_una == tcb.snd_max) {
     if (tcb.snd_una != tcb.snd_max && tcb.rto_at_us == 0) restart_retransmit_timer(tcb);
     return;
   }
   // RFC 8985 7.3: new data if the peer's window has room for it (it may
-  // reveal more than a resent segment would), else the last segment.
+  // reveal more than a resent segment would), else the last segment. In a
+  // recovery always the last segment not SACKed: its ACK brings the
+  // receiver's whole SACK state, and new data would only add a segment for
+  // RACK to call the others lost by.
+  const bool recovering = tcb.in_recovery || tcb.rto_recovery;
   const uint32_t data_end = tcb.snd_una + tcb.snd.size();
   const uint32_t edge = tcb.snd_una + tcb.snd_wnd;
   uint32_t start = tcb.snd_nxt;
   bool sent_new = false;
-  if (seq_lt(tcb.snd_nxt, data_end) && seq_lt(tcb.snd_nxt, edge) && tcb.snd_nxt == tcb.snd_max &&
-      tcb.rack.can_log_new()) {
+  if (!recovering && seq_lt(tcb.snd_nxt, data_end) && seq_lt(tcb.snd_nxt, edge) &&
+      tcb.snd_nxt == tcb.snd_max && tcb.rack.can_log_new()) {
     const uint32_t len = std::min({data_end - tcb.snd_nxt, edge - tcb.snd_nxt, tcb.payload_mss()});
     const uint8_t flags = len == data_end - tcb.snd_nxt ? kFlagAck | kFlagPsh : kFlagAck;
     uint32_t sent = 0;
@@ -380,8 +391,11 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     sent_new = true;
     if (fin_sent) break;
   }
-  // RFC 8985 7.2: new data (re)starts the probe timeout.
-  if (sent_new && rack) schedule_loss_probe(tcb, now_us);
+  // RFC 8985 7.2: new data (re)starts the probe timeout; in a recovery any
+  // transmission does.
+  if (rack && (sent_new || (sent_any && (tcb.in_recovery || tcb.rto_recovery)))) {
+    schedule_loss_probe(tcb, now_us);
+  }
 
   // Data waiting, nothing in flight, nothing sent: the window is closed or
   // too small for SWS avoidance. The persist timer probes it (RFC 9293
