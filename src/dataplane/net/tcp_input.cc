@@ -329,7 +329,7 @@ void TcpStack::take_rtt_sample(Tcb& tcb, const Segment& seg, uint64_t now_us) no
 }
 
 SackBlock TcpStack::process_sack(Tcb& tcb, const Segment& seg, uint32_t snd_una,
-                                 const Rack::AckTime& t) noexcept {
+                                 uint64_t now_us) noexcept {
   const Options& o = seg.options;
   SackBlock dsack{0, 0};
   uint8_t first = 0;
@@ -357,7 +357,7 @@ SackBlock TcpStack::process_sack(Tcb& tcb, const Segment& seg, uint32_t snd_una,
     for (; at > 0 && seq_gt(blocks[at - 1].left, b.left); --at) blocks[at] = blocks[at - 1];
     blocks[at] = b;
   }
-  for (uint8_t i = 0; i < n; ++i) tcb.rack.on_sack_block(blocks[i].left, blocks[i].right, t);
+  for (uint8_t i = 0; i < n; ++i) tcb.rack.on_sack_block(blocks[i].left, blocks[i].right, now_us);
   return dsack;
 }
 
@@ -451,13 +451,12 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     return false;
   }
   const bool rack = rack_mode(tcb);
-  const Rack::AckTime ack_time{now_us, tcb.ts_ok && seg.options.has_timestamps, seg.options.ts_echo};
   const bool acked_new = seq_gt(seg.ack, tcb.snd_una);
   // RACK takes the cumulative ACK first, then the blocks above it.
-  if (rack && acked_new) tcb.rack.on_cumulative_ack(seg.ack, ack_time);
+  if (rack && acked_new) tcb.rack.on_cumulative_ack(seg.ack, now_us);
   SackBlock dsack{0, 0};
   if (tcb.sack_ok && seg.options.sack_count != 0) {
-    dsack = process_sack(tcb, seg, acked_new ? seg.ack : tcb.snd_una, ack_time);
+    dsack = process_sack(tcb, seg, acked_new ? seg.ack : tcb.snd_una, now_us);
   }
 
   if (acked_new) {

@@ -141,7 +141,7 @@ bool Rack::last_unsacked(uint32_t* seq, uint32_t* len) const noexcept {
   return false;
 }
 
-void Rack::delivered(const SentSegment& s, const AckTime& t) noexcept {
+void Rack::delivered(const SentSegment& s, uint64_t now_us) noexcept {
   // Step 3: a segment delivered below one delivered before it was not lost
   // but overtaken. A retransmitted one proves nothing: its original may
   // have been lost.
@@ -153,12 +153,14 @@ void Rack::delivered(const SentSegment& s, const AckTime& t) noexcept {
     reordering_seen_ = true;
   }
   const uint64_t sent_us = microseconds(s.stamp);
-  const uint64_t rtt = t.now_us > sent_us ? t.now_us - sent_us : 0;
+  const uint64_t rtt = now_us > sent_us ? now_us - sent_us : 0;
   if (retransmitted) {
-    // Step 2: an ACK that echoes a timestamp older than the retransmission,
-    // or that came back faster than the path can, acknowledges the original.
-    const uint32_t sent_ms = static_cast<uint32_t>(sent_us / 1000);
-    if (t.has_echo && seq_lt(t.echo_ms, sent_ms)) return;
+    // Step 2: an ACK that came back faster than the path can acknowledges
+    // the original, not the retransmission. (RFC 8985 also compares the
+    // echoed timestamp with the retransmission's, but a receiver echoes the
+    // timestamp of its last in-order segment (RFC 7323 4.3), so every SACK
+    // for a retransmission beyond a hole would fail that test: a probe's
+    // SACK would then never reveal the loss before it. Linux omits it too.)
     if (min_rtt_us_ != UINT32_MAX && rtt < min_rtt_us_) return;
   }
   const uint32_t rtt32 = rtt > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(rtt);
@@ -171,10 +173,10 @@ void Rack::delivered(const SentSegment& s, const AckTime& t) noexcept {
   delivered_ = true;
 }
 
-void Rack::on_cumulative_ack(uint32_t ack, const AckTime& t) noexcept {
+void Rack::on_cumulative_ack(uint32_t ack, uint64_t now_us) noexcept {
   while (count_ != 0 && seq_le(at(0).end, ack)) {
     const SentSegment s = at(0);
-    if ((s.flags & kSacked) == 0) delivered(s, t);
+    if ((s.flags & kSacked) == 0) delivered(s, now_us);
     set_flags(0, 0);
     start_ = s.end;
     head_ = (head_ + 1) & mask_;
@@ -193,7 +195,7 @@ void Rack::on_cumulative_ack(uint32_t ack, const AckTime& t) noexcept {
   }
 }
 
-void Rack::on_sack_block(uint32_t left, uint32_t right, const AckTime& t) noexcept {
+void Rack::on_sack_block(uint32_t left, uint32_t right, uint64_t now_us) noexcept {
   for (uint32_t i = 0; i < count_; ++i) {
     const uint32_t start = start_of(i);
     if (seq_le(at(i).end, left)) continue;
@@ -201,7 +203,7 @@ void Rack::on_sack_block(uint32_t left, uint32_t right, const AckTime& t) noexce
     // RFC 6675 works in whole segments: a block that covers part of one
     // (a receiver that trimmed it) leaves it outstanding.
     if ((at(i).flags & kSacked) || seq_lt(start, left) || seq_gt(at(i).end, right)) continue;
-    delivered(at(i), t);
+    delivered(at(i), now_us);
     set_flags(i, static_cast<uint8_t>((at(i).flags | kSacked) & ~kLost));
   }
 }

@@ -98,20 +98,12 @@ class Rack {
 
   // --- one ACK (RFC 8985 6.2) ----------------------------------------------
 
-  // When the ACK was taken, and the timestamp it echoed (RFC 8985 6.2 step 2
-  // uses it to tell an ACK of a retransmission from one of the original).
-  struct AckTime {
-    uint64_t now_us;
-    bool has_echo;
-    uint32_t echo_ms;  // TSecr, on our 1 ms timestamp clock
-  };
-
   // SND.UNA advanced to ack: records below it leave the log; those not
   // SACKed before were delivered now (steps 2 and 3).
-  void on_cumulative_ack(uint32_t ack, const AckTime& t) noexcept;
+  void on_cumulative_ack(uint32_t ack, uint64_t now_us) noexcept;
   // A SACK block (not a D-SACK) already cut to (SND.UNA, SND.MAX]: every
   // record it covers whole is SACKed (steps 2 and 3).
-  void on_sack_block(uint32_t left, uint32_t right, const AckTime& t) noexcept;
+  void on_sack_block(uint32_t left, uint32_t right, uint64_t now_us) noexcept;
   // Step 4, once per ACK after the blocks: dsack says whether the ACK carried
   // a D-SACK (RFC 2883). A D-SACK means a retransmission was spurious, so
   // the path reorders (or duplicates): the window grows by min_RTT / 4 once
@@ -175,7 +167,7 @@ class Rack {
   bool split(uint32_t i, uint32_t seq) noexcept;
   void set_flags(uint32_t i, uint8_t flags) noexcept;
   // RFC 8985 6.2 steps 2 and 3 for one record delivered by this ACK.
-  void delivered(const SentSegment& s, const AckTime& t) noexcept;
+  void delivered(const SentSegment& s, uint64_t now_us) noexcept;
 
   SentSegment* slots_ = nullptr;
   uint32_t capacity_ = 0;

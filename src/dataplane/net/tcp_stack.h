@@ -328,8 +328,7 @@ class TcpStack {
   bool process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   // Feeds the SACK blocks to RACK; returns the D-SACK block (left == right:
   // none).
-  SackBlock process_sack(Tcb& tcb, const Segment& seg, uint32_t snd_una,
-                         const Rack::AckTime& t) noexcept;
+  SackBlock process_sack(Tcb& tcb, const Segment& seg, uint32_t snd_una, uint64_t now_us) noexcept;
   // RFC 8985 6.2 steps 4-6 after an ACK: reordering window, loss detection,
   // the tail loss probe's outcome.
   void rack_after_ack(Tcb& tcb, const Segment& seg, const SackBlock& dsack, bool acked_new,
