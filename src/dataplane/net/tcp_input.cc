@@ -390,10 +390,10 @@ void TcpStack::rack_detect_losses(Tcb& tcb, uint64_t now_us) noexcept {
       if (!recovering) enter_recovery(tcb, now_us);
     }
   }
-  // RFC 8985 6.3: the reordering timer; a probe waits while it runs.
+  // RFC 8985 6.3: the reordering timer; a probe waits while it runs. The
+  // caller arms the node.
   tcb.reorder_at_us = wait != 0 ? now_us + wait : 0;
   if (wait != 0) tcb.pto_at_us = 0;
-  arm_retransmit_timer(tcb);
 }
 
 void TcpStack::rack_after_ack(Tcb& tcb, const Segment& seg, const SackBlock& dsack, bool acked_new,
@@ -417,6 +417,9 @@ void TcpStack::rack_after_ack(Tcb& tcb, const Segment& seg, const SackBlock& dsa
   // RFC 8985 7.2: an ACK of new data restarts the probe timeout; in a
   // recovery every ACK does (see schedule_loss_probe).
   if (acked_new || tcb.in_recovery || tcb.rto_recovery) schedule_loss_probe(tcb, now_us);
+  // Once for the ACK, whichever of RTO, probe or reordering timer is first:
+  // one wheel operation per ACK, as before RACK.
+  arm_retransmit_timer(tcb);
 }
 
 void TcpStack::update_send_window(Tcb& tcb, const Segment& seg, bool acked_new) noexcept {
@@ -504,6 +507,8 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
     // (but not for later partial ACKs of a NewReno recovery, see above).
     if (tcb.snd_una == tcb.snd_max) {
       stop_retransmit_timer(tcb);
+    } else if (rack) {
+      tcb.rto_at_us = now_us + tcb.rtt.rto_us();  // armed by rack_after_ack
     } else if (!(tcb.in_recovery && tcb.partial_ack_seen)) {
       restart_retransmit_timer(tcb);
     }

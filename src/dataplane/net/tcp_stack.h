@@ -363,7 +363,8 @@ class TcpStack {
   // Puts retransmit_timer's node on the earliest deadline.
   void arm_retransmit_timer(Tcb& tcb) noexcept;
   void on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept;
-  // RFC 8985 7.2: (re)starts the probe timeout when a probe is allowed.
+  // RFC 8985 7.2: sets (or clears) the probe's deadline; the caller arms
+  // the node (arm_retransmit_timer).
   void schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept;
   void send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept;
   // Resends the logged segment [seq, seq + len), its FIN included.
