@@ -174,9 +174,9 @@ void TcpStack::arm_retransmit_timer(Tcb& tcb) noexcept {
   }
   // A node armed for an earlier time is left alone: it fires, finds nothing
   // due and is armed again for the real deadline (on_retransmit_timer).
-  // The deadlines move later on nearly every ACK (RFC 6298 5.3, RFC 8985
-  // 7.2); following each with the wheel cost ~300 instructions per ACK in
-  // perf/tcp_bench, against one extra expiry per probe timeout this way.
+  // The deadlines move later on nearly every ACK and new segment (RFC 6298
+  // 5.3, RFC 8985 7.2): following each would be a wheel operation per
+  // segment, where this costs one extra expiry per probe timeout.
 }
 
 void TcpStack::on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept {
