@@ -207,7 +207,7 @@ void TcpStack::schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
   // had nothing to send: the ACK clock stopped with nothing to restart it
   // but a 200 ms timer. A probe then costs one segment; QUIC's PTO (RFC
   // 9002 6.2) runs in every state for the same reason.
-  const bool allowed = rack_mode(tcb) && !tcb.rack.probe_outstanding() &&
+  const bool allowed = rack_mode(tcb) && tcb.rack.probes_sent() < Rack::kMaxProbes &&
                        tcb.snd_una != tcb.snd_max && tcb.reorder_at_us == 0 && tcb.snd_wnd != 0;
   if (!allowed) {
     tcb.pto_at_us = 0;
@@ -221,6 +221,7 @@ void TcpStack::schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
                      ? 2 * uint64_t{tcb.rtt.srtt_us()} + 2 * RttEstimator::kGranularityUs
                      : 1'000'000;
   if (tcb.flight_size() <= tcb.payload_mss()) pto += config_.tlp_max_ack_delay_us;
+  pto <<= tcb.rack.probes_sent();  // the second probe waits twice as long
   // When the RTO would come first, the probe takes its place: a probe
   // costs one segment, a timeout the whole window.
   uint64_t at = now_us + pto;
@@ -235,15 +236,16 @@ void TcpStack::send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
   }
   // RFC 8985 7.3: new data if the peer's window has room for it (it may
   // reveal more than a resent segment would), else the last segment. In a
-  // recovery always the last segment not SACKed: its ACK brings the
-  // receiver's whole SACK state, and new data would only add a segment for
-  // RACK to call the others lost by.
-  const bool recovering = tcb.in_recovery || tcb.rto_recovery;
+  // recovery, and for a second probe, always the last segment not SACKed:
+  // its ACK brings the receiver's whole SACK state (and comes at once: a
+  // duplicate), where new data would only add a segment for RACK to call
+  // the others lost by, or wait for a delayed ACK.
+  const bool resend = tcb.in_recovery || tcb.rto_recovery || tcb.rack.probes_sent() != 0;
   const uint32_t data_end = tcb.snd_una + tcb.snd.size();
   const uint32_t edge = tcb.snd_una + tcb.snd_wnd;
   uint32_t start = tcb.snd_nxt;
   bool sent_new = false;
-  if (!recovering && seq_lt(tcb.snd_nxt, data_end) && seq_lt(tcb.snd_nxt, edge) &&
+  if (!resend && seq_lt(tcb.snd_nxt, data_end) && seq_lt(tcb.snd_nxt, edge) &&
       tcb.snd_nxt == tcb.snd_max && tcb.rack.can_log_new()) {
     const uint32_t len = std::min({data_end - tcb.snd_nxt, edge - tcb.snd_nxt, tcb.payload_mss()});
     const uint8_t flags = len == data_end - tcb.snd_nxt ? kFlagAck | kFlagPsh : kFlagAck;
@@ -262,8 +264,10 @@ void TcpStack::send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
   }
   counters_.tlp_probes.add();
   tcb.rack.on_probe_sent(start, tcb.snd_max, !sent_new);
-  // RFC 8985 7.3: the RTO guards the probe.
+  // RFC 8985 7.3: the RTO guards the probe (and a second probe may come
+  // first, see Rack::kMaxProbes).
   restart_retransmit_timer(tcb);
+  schedule_loss_probe(tcb, now_us);
 }
 
 bool TcpStack::retransmit_range(Tcb& tcb, uint32_t seq, uint32_t len, uint64_t now_us) noexcept {

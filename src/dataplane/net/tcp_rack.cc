@@ -311,6 +311,7 @@ Rack::ProbeOutcome Rack::on_probe_ack(uint32_t ack, uint32_t dsack_left, uint32_
     return ProbeOutcome::pending;  // a D-SACK may still come
   }
   tlp_outstanding_ = false;
+  tlp_probes_ = 0;
   return outcome;
 }
 

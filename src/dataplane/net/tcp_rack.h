@@ -133,16 +133,28 @@ class Rack {
 
   // --- tail loss probe (RFC 8985 7) ----------------------------------------
 
+  // Probes per episode: RFC 8985 7.3 sends one, then leaves it to the RTO.
+  // A second one, a retransmission, follows after twice the probe timeout
+  // if the first brought no ACK: measured against Linux, a receiver whose
+  // own data is blocked (our window full) delays its ACKs up to 200 ms, new
+  // data included, and only a duplicate segment makes it ACK at once (RFC
+  // 5681 4.2 / RFC 2883). QUIC probes twice per timeout (RFC 9002 6.2.4).
+  static constexpr uint8_t kMaxProbes = 2;
   bool probe_outstanding() const noexcept { return tlp_outstanding_; }
+  uint8_t probes_sent() const noexcept { return tlp_probes_; }
   // A probe went out; end_seq: SND.MAX after it, retransmission: it resent
   // the tail rather than new data.
   void on_probe_sent(uint32_t start_seq, uint32_t end_seq, bool retransmission) noexcept {
     tlp_outstanding_ = true;
+    if (tlp_probes_ != UINT8_MAX) ++tlp_probes_;
     tlp_start_ = start_seq;
     tlp_end_ = end_seq;
     tlp_retransmission_ = retransmission;
   }
-  void cancel_probe() noexcept { tlp_outstanding_ = false; }
+  void cancel_probe() noexcept {
+    tlp_outstanding_ = false;
+    tlp_probes_ = 0;
+  }
   enum class ProbeOutcome : uint8_t { pending, delivered, spurious, repaired_loss };
   // RFC 8985 7.4: what the ACK says about the outstanding probe. dsack_left/
   // dsack_right: the ACK's D-SACK block (equal when none); has_sack: it
@@ -199,6 +211,7 @@ class Rack {
   // TLP (RFC 8985 7).
   bool tlp_outstanding_ = false;
   bool tlp_retransmission_ = false;
+  uint8_t tlp_probes_ = 0;  // in the current episode
   uint32_t tlp_start_ = 0;
   uint32_t tlp_end_ = 0;
 };

@@ -223,9 +223,11 @@ TEST_F(RackLog, DsackWidensTheReorderingWindowOncePerRoundTrip) {
 TEST_F(RackLog, ProbeOutcomes) {
   // A probe of new data: delivered, nothing more to say.
   rack.on_probe_sent(100, 200, false);
+  EXPECT_EQ(rack.probes_sent(), 1u);
   EXPECT_EQ(rack.on_probe_ack(150, 0, 0, false), Rack::ProbeOutcome::pending);
   EXPECT_EQ(rack.on_probe_ack(200, 0, 0, true), Rack::ProbeOutcome::delivered);
   EXPECT_FALSE(rack.probe_outstanding());
+  EXPECT_EQ(rack.probes_sent(), 0u) << "the episode is over";
   // A resent tail the receiver already had: a D-SACK for it.
   rack.on_probe_sent(100, 200, true);
   EXPECT_EQ(rack.on_probe_ack(200, 100, 200, true), Rack::ProbeOutcome::spurious);
@@ -407,6 +409,22 @@ TEST(TcpRack, TailLossIsRepairedByAProbeWithoutTimeout) {
   EXPECT_EQ(r.ca().rto_expirations.get(), 0u);
   EXPECT_EQ(r.ca().tlp_probes.get(), 1u);
   EXPECT_EQ(r.ca().retransmitted_segments.get(), 2u);
+}
+
+// The probe itself is lost: a second one (twice the timeout later, still
+// far below the RTO) resends the tail again, instead of leaving the repair
+// to the retransmission timer.
+TEST(TcpRack, ASecondProbeFollowsALostFirstOne) {
+  RackPair r;
+  const std::string data = pattern(20'000, 12);
+  r.rules.push_back({12 * 1448, {{0, RackPair::Fate::lose}}});
+  r.rules.push_back({13 * 1448, {{0, RackPair::Fate::lose}, {1, RackPair::Fate::lose}}});
+  r.open();
+  ASSERT_TRUE(r.transfer(data)) << r.pair.a.tcp->describe(r.h);
+  EXPECT_TRUE(r.received_intact(data));
+  EXPECT_EQ(r.rules[1].seen, 3) << "original, first probe, second probe";
+  EXPECT_EQ(r.ca().tlp_probes.get(), 2u);
+  EXPECT_EQ(r.ca().rto_expirations.get(), 0u);
 }
 
 // A lone lost tail segment: its ACK could be a delayed one, so the probe
