@@ -14,6 +14,14 @@ namespace {
 
 // RFC 7323 5.5: timestamps older than 24 days are invalid for PAWS.
 constexpr uint64_t kPawsIdleUs = 24ull * 24 * 3600 * 1'000'000;
+// PAWS lets a TSval one tick older than TS.Recent through, as Linux does
+// (TCP_PAWS_WINDOW). Segments reordered by less than a tick of the peer's
+// clock cross a tick boundary now and then: against Linux (1 ms ticks) with
+// 3 % of frames held back 0.5 ms, 456 segments on 40 MiB failed the strict
+// test of RFC 7323 5.3, about a tenth of them new data (dropped, to be
+// retransmitted). One tick changes nothing for what PAWS is for: a wrapped
+// old duplicate is seconds to days old.
+constexpr uint32_t kPawsWindowTicks = 1;
 constexpr uint8_t kDupThresh = 3;  // RFC 5681 3.2
 
 }  // namespace
@@ -305,7 +313,9 @@ bool TcpStack::allow_challenge_ack(Tcb& tcb, uint64_t now_us) noexcept {
 
 bool TcpStack::paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
   if (!tcb.ts_ok || !seg.options.has_timestamps || seg.has(kFlagRst)) return false;
-  if (!seq_lt(seg.options.ts_value, tcb.ts_recent)) return false;
+  if (static_cast<int32_t>(tcb.ts_recent - seg.options.ts_value) <= static_cast<int32_t>(kPawsWindowTicks)) {
+    return false;
+  }
   // RFC 7323 5.5: after 24 idle days the recent timestamp is stale.
   if (now_us - tcb.ts_recent_us > kPawsIdleUs) {
     tcb.ts_recent = seg.options.ts_value;

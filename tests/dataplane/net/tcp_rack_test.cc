@@ -690,5 +690,45 @@ TEST_F(PeerAcks, AckOnOldDataUpdatesTheWindowItIsRelativeTo) {
   }
 }
 
+// RFC 7323 5.3 with Linux's one-tick PAWS window: data whose TSval is one
+// tick older than TS.Recent (reordered across a tick of the peer's clock)
+// is accepted; two ticks older is dropped and ACKed.
+TEST(TcpPaws, OneTickOlderIsReorderingTwoTicksOlderIsDropped) {
+  TcpPair pair;
+  ScriptedPeer peer(pair, pair.a, ip(198, 18, 0, 9));
+  RecordingApp client;
+  const ConnHandle h = pair.a.tcp->connect(*pair.a.iface, peer.ip(), 443, &client, pair.now_us);
+  client.add(h);
+  auto out = peer.take();
+  ASSERT_EQ(out.size(), 1u);
+  TcpSegmentFields seg;
+  seg.src_port = 443;
+  seg.dst_port = out[0].seg.src_port;
+  seg.seq = 9000;
+  seg.ack = out[0].seq() + 1;
+  seg.flags = kFlagSyn | kFlagAck;
+  seg.options.mss = 1460;
+  seg.options.timestamps = true;
+  seg.options.ts_value = 1000;
+  seg.options.ts_echo = out[0].seg.options.ts_value;
+  peer.send(seg);
+  ASSERT_NE(pair.a.tcp->describe(h).find("ts=true"), std::string::npos);
+  peer.take();
+  seg.flags = kFlagAck;
+  seg.options.mss = 0;
+  auto data = [&](uint32_t seq, uint32_t ts) {
+    seg.seq = seq;
+    seg.options.ts_value = ts;
+    seg.payload = Bytes(100, 0x33);
+    peer.send(seg);
+  };
+  data(9001, 1002);  // TS.Recent becomes 1002
+  data(9101, 1001);  // one tick older: accepted
+  EXPECT_EQ(client.conns[0].received.size(), 200u);
+  data(9201, 1000);  // two ticks older: dropped
+  EXPECT_EQ(client.conns[0].received.size(), 200u);
+  EXPECT_EQ(pair.a.counters.dropped(net::DropReason::tcp_paws), 1u);
+}
+
 }  // namespace
 }  // namespace mtlsgw::testing
