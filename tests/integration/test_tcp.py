@@ -9,7 +9,8 @@ it at the end: the gateway must then exit 0):
   echo         --size-mb MiB (default 200) each way through the echo service,
                byte-exact (SHA-256 of what was sent vs what came back, and the
                offset of the first wrong byte), EOF right after the last byte;
-               fault injector off, and the gateway retransmits nothing
+               fault injector off, and no loss recovery unless the kernel's
+               TAP queue dropped frames
   echo_faults  the same with the fault injector on: --fault-spec (default
                drop=0.03,reorder=0.03,duplicate=0.01) applied on BOTH
                --fault-rx and --fault-tx, so each direction of the link loses,
@@ -109,6 +110,16 @@ class Checks:
 
 def log(message):
     print(message, flush=True)
+
+
+def tap_drops(gw):
+    """Frames the kernel's side of the TAP dropped, each way (ip -s -j)."""
+    out = gw.netns("ip", "-s", "-j", "link", "show", "mtg0", timeout=10, check_rc=False).stdout
+    try:
+        link = json.loads(out)[0]["stats64"]
+        return {"rx_dropped": link["rx"]["dropped"], "tx_dropped": link["tx"]["dropped"]}
+    except (ValueError, LookupError):
+        return {"unreadable": 1}
 
 
 def gauges(stats):
@@ -245,6 +256,7 @@ def scenario_echo(args, faults):
         log(f"fault injector: rx and tx {args.fault_spec}, seed {args.fault_seed}")
     name = "echo_faults" if faults else "echo"
     with started(args, name, base_config(), extra) as gw:
+        tap_before = tap_drops(gw)
         before = gw.telemetry("/mtlsgw/stats")
         # The whole transfer is bounded: --deadline, and --stall without progress.
         res = run_client(gw, "echo", "--size", str(size), "--seed", str(args.seed),
@@ -276,14 +288,22 @@ def scenario_echo(args, faults):
             checks.expect(delta["tcp_retransmitted_segments"] > 0,
                           f"losses but no retransmission counted: {nonzero(delta)}")
         else:
-            # One connection over the TAP without injected faults loses
-            # nothing, so a retransmission by the gateway would be a
-            # spurious one (a timer or a duplicate-ACK count gone wrong).
-            # Measured before this check was added: 0 in 3 runs each with 1
-            # and 2 workers; the duplicates the gateway received in those
-            # runs (tcp_duplicate_segments, 18 to 369) were the kernel's.
-            checks.expect(delta["tcp_retransmitted_segments"] == 0,
-                          f"retransmissions without faults: {nonzero(delta)}")
+            # Without injected faults the only loss is the kernel's own TAP
+            # queue overflowing (a loaded machine). When it dropped nothing,
+            # there was nothing to recover: no RTO, no loss detected by
+            # RACK or duplicate ACKs, and the only resends are tail-loss
+            # probes (RFC 8985 7: sent on a timer when ACKs are late, as the
+            # kernel's delayed ACKs are while its Python reader is slow).
+            dropped = {k: v - tap_before.get(k, 0) for k, v in tap_drops(gw).items()}
+            if any(dropped.values()):
+                log(f"echo: the kernel's TAP dropped frames ({dropped}): loss recovery "
+                    f"was real, not checked for spurious retransmissions")
+            else:
+                checks.expect(delta["tcp_rto_expirations"] == 0 and
+                              delta["tcp_rack_detected_lost"] == 0 and
+                              delta["tcp_fast_retransmits"] == 0 and
+                              delta["tcp_retransmitted_segments"] <= delta["tcp_tlp_probes"],
+                              f"loss recovery without any loss: {nonzero(delta)}")
         finish(gw, checks)
     checks.fail_if_any()
 

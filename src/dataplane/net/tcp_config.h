@@ -33,6 +33,10 @@ struct TcpConfig {
   uint32_t min_rto_us = 200'000;
   uint32_t max_rto_us = 60'000'000;
   uint32_t initial_rto_us = 1'000'000;  // RFC 6298 2.1
+  // RFC 8985 7.2 WCDelAckT: added to the tail loss probe's timeout when a
+  // single segment is in flight, whose ACK the receiver may delay. The RFC's
+  // default; Linux adds its minimum RTO (also 200 ms) in the same case.
+  uint32_t tlp_max_ack_delay_us = 200'000;
   uint32_t keepalive_idle_us = 0;       // 0: off (RFC 1122 4.2.3.6: off by default)
   uint32_t keepalive_interval_us = 75'000'000;
   uint8_t keepalive_probes = 9;

@@ -60,12 +60,21 @@ bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags,
       options.ts_value = ts_clock(now_us);
       options.ts_echo = tcb.ts_recent;
     }
-    if (tcb.sack_ok && (flags & kFlagAck) != 0 && tcb.rcv_buffer != UINT32_MAX &&
-        tcb.rcv.out_of_order_bytes() != 0) {
-      uint32_t ranges[kMaxSackBlocks][2];
-      const uint8_t n = tcb.rcv.sack_ranges(ranges, kMaxSackBlocks);
-      for (uint8_t i = 0; i < n; ++i) {
-        options.sack[i] = SackBlock{tcb.rcv_nxt + ranges[i][0], tcb.rcv_nxt + ranges[i][1]};
+    if (tcb.sack_ok && (flags & kFlagAck) != 0) {
+      uint8_t n = 0;
+      if (tcb.dsack_pending) {
+        // RFC 2883 4: a D-SACK goes first, in one ACK only.
+        options.sack[n++] = SackBlock{tcb.dsack_left, tcb.dsack_right};
+        tcb.dsack_pending = false;
+        counters_.dsack_sent.add();
+      }
+      if (tcb.rcv_buffer != UINT32_MAX && tcb.rcv.out_of_order_bytes() != 0) {
+        uint32_t ranges[kMaxSackBlocks][2];
+        const uint8_t k = tcb.rcv.sack_ranges(ranges, static_cast<uint8_t>(kMaxSackBlocks - n));
+        for (uint8_t i = 0; i < k; ++i) {
+          options.sack[n + i] = SackBlock{tcb.rcv_nxt + ranges[i][0], tcb.rcv_nxt + ranges[i][1]};
+        }
+        n = static_cast<uint8_t>(n + k);
       }
       options.sack_count = n;
     }
@@ -134,8 +143,9 @@ bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags,
       tcb.rtt_seq = seq;
       tcb.rtt_start_us = now_us;
     }
+    if (tcb.sack_ok && !syn) tcb.rack.on_transmit(seq, seg_len, now_us, tcb.snd_max);
     if (seq_gt(seq + seg_len, tcb.snd_max)) tcb.snd_max = seq + seg_len;
-    if (!tcb.retransmit_timer.node.armed()) restart_retransmit_timer(tcb);
+    if (tcb.rto_at_us == 0) restart_retransmit_timer(tcb);
   }
   tcb.last_sent_us = now_us;
   if (sent_len != nullptr) *sent_len = len;
@@ -144,7 +154,134 @@ bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags,
 }
 
 void TcpStack::restart_retransmit_timer(Tcb& tcb) noexcept {
-  schedule(tcb.retransmit_timer, now_us_ + tcb.rtt.rto_us());
+  tcb.rto_at_us = now_us_ + tcb.rtt.rto_us();
+  arm_retransmit_timer(tcb);
+}
+
+void TcpStack::stop_retransmit_timer(Tcb& tcb) noexcept {
+  tcb.rto_at_us = tcb.pto_at_us = tcb.reorder_at_us = 0;
+  cancel(tcb.retransmit_timer);
+}
+
+void TcpStack::arm_retransmit_timer(Tcb& tcb) noexcept {
+  // The earliest deadline set; 0 (unset) wraps to the largest value.
+  const uint64_t at =
+      std::min({tcb.rto_at_us - 1, tcb.pto_at_us - 1, tcb.reorder_at_us - 1}) + 1;
+  if (at == 0) {
+    cancel(tcb.retransmit_timer);
+  } else if (!tcb.retransmit_timer.node.armed() || tcb.retransmit_timer.node.expires_us > at) {
+    schedule(tcb.retransmit_timer, at);
+  }
+  // A node armed for an earlier time is left alone: it fires, finds nothing
+  // due and is armed again for the real deadline (on_retransmit_timer).
+  // The deadlines move later on nearly every ACK and new segment (RFC 6298
+  // 5.3, RFC 8985 7.2): following each would be a wheel operation per
+  // segment, where this costs one extra expiry per probe timeout.
+}
+
+void TcpStack::on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept {
+  const ConnHandle h = handle_of(tcb);
+  if (tcb.reorder_at_us != 0 && tcb.reorder_at_us <= now_us) {
+    // RFC 8985 6.3: the reordering window of a waiting segment has passed.
+    tcb.reorder_at_us = 0;
+    rack_detect_losses(tcb, now_us);
+    output(tcb, now_us);
+    // The probe waited for this timer (rack_detect_losses).
+    if (Tcb* still = get(h); still != nullptr && still->pto_at_us == 0) schedule_loss_probe(*still, now_us);
+  } else if (tcb.pto_at_us != 0 && tcb.pto_at_us <= now_us) {
+    tcb.pto_at_us = 0;
+    send_loss_probe(tcb, now_us);
+  } else if (tcb.rto_at_us != 0 && tcb.rto_at_us <= now_us) {
+    tcb.rto_at_us = 0;
+    retransmit_timeout(tcb, now_us);
+  }
+  if (Tcb* still = get(h)) arm_retransmit_timer(*still);
+}
+
+void TcpStack::schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
+  // RFC 8985 7.2: a probe is for a connection with data in flight, one at a
+  // time, and not while RACK's own timer runs. Unlike RFC 8985 (which
+  // leaves recoveries to the RTO), also during a recovery: measured against
+  // Linux under loss both ways, every RTO left came from a recovery whose
+  // last ACKs were lost while the peer, stalled by our full receive window,
+  // had nothing to send: the ACK clock stopped with nothing to restart it
+  // but a 200 ms timer. A probe then costs one segment; QUIC's PTO (RFC
+  // 9002 6.2) runs in every state for the same reason.
+  const bool allowed = rack_mode(tcb) && tcb.rack.probes_sent() < Rack::kMaxProbes &&
+                       tcb.snd_una != tcb.snd_max && tcb.reorder_at_us == 0 && tcb.snd_wnd != 0;
+  if (!allowed) {
+    tcb.pto_at_us = 0;
+    return;
+  }
+  // PTO = 2 SRTT, plus the receiver's worst-case delayed ACK when one
+  // segment is in flight; 1 s before any RTT sample. Linux adds 2 ticks
+  // (TCP_TIMEOUT_MIN) for the same reason we add kGranularityUs twice: the
+  // probe should not race an ACK already on its way.
+  uint64_t pto = tcb.rtt.has_sample()
+                     ? 2 * uint64_t{tcb.rtt.srtt_us()} + 2 * RttEstimator::kGranularityUs
+                     : 1'000'000;
+  if (tcb.flight_size() <= tcb.payload_mss()) pto += config_.tlp_max_ack_delay_us;
+  pto <<= tcb.rack.probes_sent();  // the second probe waits twice as long
+  // When the RTO would come first, the probe takes its place: a probe
+  // costs one segment, a timeout the whole window.
+  uint64_t at = now_us + pto;
+  if (tcb.rto_at_us != 0 && tcb.rto_at_us < at) at = tcb.rto_at_us;
+  tcb.pto_at_us = at;
+}
+
+void TcpStack::send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept {
+  if (!rack_mode(tcb) || tcb.snd_una == tcb.snd_max) {
+    if (tcb.snd_una != tcb.snd_max && tcb.rto_at_us == 0) restart_retransmit_timer(tcb);
+    return;
+  }
+  // RFC 8985 7.3: new data if the peer's window has room for it (it may
+  // reveal more than a resent segment would), else the last segment. In a
+  // recovery, and for a second probe, always the last segment not SACKed:
+  // its ACK brings the receiver's whole SACK state (and comes at once: a
+  // duplicate), where new data would only add a segment for RACK to call
+  // the others lost by, or wait for a delayed ACK.
+  const bool resend = tcb.in_recovery || tcb.rto_recovery || tcb.rack.probes_sent() != 0;
+  const uint32_t data_end = tcb.snd_una + tcb.snd.size();
+  const uint32_t edge = tcb.snd_una + tcb.snd_wnd;
+  uint32_t start = tcb.snd_nxt;
+  bool sent_new = false;
+  if (!resend && seq_lt(tcb.snd_nxt, data_end) && seq_lt(tcb.snd_nxt, edge) &&
+      tcb.snd_nxt == tcb.snd_max && tcb.rack.can_log_new()) {
+    const uint32_t len = std::min({data_end - tcb.snd_nxt, edge - tcb.snd_nxt, tcb.payload_mss()});
+    const uint8_t flags = len == data_end - tcb.snd_nxt ? kFlagAck | kFlagPsh : kFlagAck;
+    uint32_t sent = 0;
+    if (send_segment(tcb, tcb.snd_nxt, len, flags, now_us, &sent) && sent != 0) {
+      tcb.snd_nxt += sent;
+      sent_new = true;
+    }
+  }
+  if (!sent_new) {
+    uint32_t len = 0;
+    if (!tcb.rack.last_unsacked(&start, &len) || !retransmit_range(tcb, start, len, now_us)) {
+      restart_retransmit_timer(tcb);
+      return;
+    }
+  }
+  counters_.tlp_probes.add();
+  tcb.rack.on_probe_sent(start, tcb.snd_max, !sent_new);
+  // RFC 8985 7.3: the RTO guards the probe (and a second probe may come
+  // first, see Rack::kMaxProbes).
+  restart_retransmit_timer(tcb);
+  schedule_loss_probe(tcb, now_us);
+}
+
+bool TcpStack::retransmit_range(Tcb& tcb, uint32_t seq, uint32_t len, uint64_t now_us) noexcept {
+  const uint32_t data_end = tcb.snd_una + tcb.snd.size();
+  uint32_t data_len = len;
+  uint8_t flags = kFlagAck;
+  if (tcb.fin_queued && seq_gt(seq + len, data_end)) {
+    // The segment ended with our FIN (which holds no byte of the buffer).
+    data_len = seq_lt(seq, data_end) ? data_end - seq : 0;
+    flags |= kFlagFin;
+  } else if (seq + len == data_end) {
+    flags |= kFlagPsh;
+  }
+  return send_segment(tcb, seq, data_len, flags, now_us);
 }
 
 void TcpStack::send_ack_now(Tcb& tcb, uint64_t now_us) noexcept {
@@ -189,28 +326,22 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     tcb.cc.on_idle_restart(now_us - tcb.last_sent_us, tcb.rtt.rto_us());
   }
 
-  // RFC 6675 5 (SACK loss recovery): retransmit what the scoreboard calls
-  // lost, first, while the pipe leaves room in cwnd.
-  if (tcb.in_recovery && tcb.sack_ok) {
+  const bool rack = rack_mode(tcb);
+  // RFC 6675 5 (C) with RACK's verdicts (RFC 8985 6): segments deemed lost
+  // go first, lowest first, while cwnd - pipe holds a segment and the
+  // peer's window has room for where they start.
+  if (rack && tcb.rack.lost_bytes() != 0) {
     for (int guard = 0; guard < 64; ++guard) {
-      // RFC 6675 4 "pipe": what is neither SACKed nor lost, plus what we
-      // retransmitted during this recovery and is not yet acknowledged.
-      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.payload_mss()) +
-                            tcb.retransmitted_in_flight;
-      if (pipe >= tcb.cc.cwnd()) break;
-      const uint32_t from = seq_gt(tcb.high_rxt, tcb.snd_una) ? tcb.high_rxt - tcb.snd_una : 0;
-      auto [offset, hole] = tcb.scoreboard.next_hole(from);
-      if (hole == 0 || !tcb.scoreboard.is_lost(offset, tcb.payload_mss())) break;
-      const uint32_t seq = tcb.snd_una + offset;
-      const uint32_t len = std::min<uint32_t>(hole, tcb.snd.size() > offset ? tcb.snd.size() - offset : 0);
-      if (len == 0) break;
-      uint32_t sent = 0;
-      if (!send_segment(tcb, seq, len, kFlagAck, now_us, &sent)) break;
-      tcb.high_rxt = seq + sent;
-      tcb.retransmitted_in_flight += sent;
+      uint32_t seq = 0;
+      uint32_t len = 0;
+      if (!tcb.rack.first_lost(&seq, &len)) break;
+      if (tcb.rack.pipe(tcb.snd_una, tcb.snd_max) + tcb.payload_mss() > tcb.cc.cwnd()) break;
+      if (tcb.snd_wnd == 0 || !seq_lt(seq, tcb.snd_una + tcb.snd_wnd)) break;
+      if (!retransmit_range(tcb, seq, len, now_us)) break;
       sent_any = true;
     }
   }
+  bool sent_new = false;
 
   // New data (and the FIN) within min(cwnd, peer window).
   for (int guard = 0; guard < 256; ++guard) {
@@ -219,11 +350,12 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     const bool fin_now = fin_pending && unsent == 0 && tcb.snd_nxt == data_end;
     if (unsent == 0 && !fin_now) break;
     uint32_t room;
-    if (tcb.in_recovery && tcb.sack_ok) {
-      // RFC 6675 5 step (C): during SACK recovery cwnd limits the pipe,
-      // not SND.NXT - SND.UNA (SACKed data has left the network).
-      const uint32_t pipe = tcb.scoreboard.pipe(tcb.snd_max - tcb.snd_una, tcb.payload_mss()) +
-                            tcb.retransmitted_in_flight;
+    if (rack) {
+      // RFC 6675 5 step (C): with SACK cwnd limits the pipe, not SND.NXT -
+      // SND.UNA (SACKed data has left the network, and so has what RACK
+      // deems lost).
+      if (!tcb.rack.can_log_new()) break;
+      const uint32_t pipe = tcb.rack.pipe(tcb.snd_una, tcb.snd_max);
       const uint32_t cwnd_room = tcb.cc.cwnd() > pipe ? tcb.cc.cwnd() - pipe : 0;
       const uint32_t edge = tcb.snd_una + tcb.snd_wnd;
       const uint32_t window_room = seq_gt(edge, tcb.snd_nxt) ? edge - tcb.snd_nxt : 0;
@@ -260,14 +392,20 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
       else if (tcb.state == State::close_wait) set_state(tcb, State::last_ack);
     }
     sent_any = true;
+    sent_new = true;
     if (fin_sent) break;
+  }
+  // RFC 8985 7.2: new data (re)starts the probe timeout; in a recovery any
+  // transmission does.
+  if (rack && (sent_new || (sent_any && (tcb.in_recovery || tcb.rto_recovery)))) {
+    schedule_loss_probe(tcb, now_us);
+    arm_retransmit_timer(tcb);
   }
 
   // Data waiting, nothing in flight, nothing sent: the window is closed or
   // too small for SWS avoidance. The persist timer probes it (RFC 9293
   // 3.8.6.1) or overrides the avoidance (3.8.6.2.1), so it never stalls.
-  if (!sent_any && tcb.snd.size() != 0 && tcb.snd_una == tcb.snd_max &&
-      !tcb.retransmit_timer.node.armed()) {
+  if (!sent_any && tcb.snd.size() != 0 && tcb.snd_una == tcb.snd_max && tcb.rto_at_us == 0) {
     restart_retransmit_timer(tcb);
   }
   if (tcb.ack_now) send_ack_now(tcb, now_us);
@@ -302,8 +440,14 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
     // The peer closed its window with data outstanding or queued: that is
     // flow control, not loss. Probe (below) without giving up as long as
     // the peer answers (RFC 9293 3.8.6.1), and resend from SND.UNA once
-    // the window opens.
-    tcb.snd_nxt = tcb.snd_una;
+    // the window opens (with SACK: what is in flight is marked lost, and
+    // recovery resends it in order).
+    if (rack_mode(tcb)) {
+      tcb.rack.on_rto();
+      tcb.rack.cancel_probe();
+    } else {
+      tcb.snd_nxt = tcb.snd_una;
+    }
   }
   if ((tcb.snd_wnd == 0 || tcb.snd_una == tcb.snd_max) && tcb.snd.size() != 0) {
     if (tcb.snd_wnd == 0) {
@@ -341,14 +485,20 @@ void TcpStack::retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept {
   tcb.cc.on_rto(tcb.flight_size(), now_us);
   tcb.rtt.backoff();
   tcb.rtt_timing = false;
+  if (tcb.in_recovery || tcb.rto_recovery) tcb.rack.on_recovery_end();
   tcb.in_recovery = false;
   tcb.dupacks = 0;
   tcb.recover = tcb.snd_max;
-  // RFC 2018 8 / RFC 6675 5.1: after a timeout the SACK information may be
-  // stale (a reneging receiver); start over from SND.UNA.
-  tcb.scoreboard.reset();
-  tcb.high_rxt = tcb.snd_una;
-  tcb.snd_nxt = tcb.snd_una;
+  if (rack_mode(tcb)) {
+    // RFC 2018 8 / RFC 8985 6.3: the SACK information may be stale (a
+    // reneging receiver): everything in flight is lost, resent in order.
+    tcb.rack.on_rto();
+    tcb.rack.cancel_probe();
+    tcb.rto_recovery = true;
+  } else {
+    tcb.snd_nxt = tcb.snd_una;
+  }
+  tcb.pto_at_us = tcb.reorder_at_us = 0;
   restart_retransmit_timer(tcb);
   output(tcb, now_us);
 }

@@ -1,12 +1,23 @@
 #include "dataplane/net/tcp_stack.h"
 
 #include <algorithm>
+#include <bit>
 
 #include <fmt/format.h>
 
 #include "dataplane/net/interface.h"
 
 namespace mtlsgw::net::tcp {
+namespace {
+
+// Records in a segment log: one per KiB of send buffer covers a buffer of
+// full-size segments (64 KiB: 45 of 1448 bytes) with room for the smaller
+// ones an application's short writes make; beyond that the log merges.
+uint32_t sent_records_for(uint32_t buffer_size) noexcept {
+  return std::clamp<uint32_t>(std::bit_ceil(std::max<uint32_t>(buffer_size / 1024, 1)), 16, 1024);
+}
+
+}  // namespace
 
 const char* name_of(State state) noexcept {
   switch (state) {
@@ -44,6 +55,8 @@ TcpStack::TcpStack(const TcpConfig& config, const SipKey& key, uint64_t now_us)
       tcbs_(config.max_connections),
       table_(config.max_connections),
       buffer_storage_(new uint8_t[size_t{config.buffer_pool} * config.buffer_size]),
+      sent_storage_(new SentSegment[size_t{config.buffer_pool} * sent_records_for(config.buffer_size)]),
+      sent_per_buffer_(sent_records_for(config.buffer_size)),
       wheel_(now_us),
       now_us_(now_us) {
   free_tcbs_.reserve(config.max_connections);
@@ -118,6 +131,7 @@ void TcpStack::release(Tcb& tcb) noexcept {
   if (tcb.snd_buffer != UINT32_MAX) free_buffers_.push_back(tcb.snd_buffer);
   if (tcb.rcv_buffer != UINT32_MAX) free_buffers_.push_back(tcb.rcv_buffer);
   tcb.snd_buffer = tcb.rcv_buffer = UINT32_MAX;
+  tcb.rack.detach();
   table_.erase(tcb.tuple);
   tcb.in_use = false;
   // A new generation: every handle to this slot is stale from now on.
@@ -212,6 +226,7 @@ bool TcpStack::attach_send_buffer(Tcb& tcb) noexcept {
   free_buffers_.pop_back();
   tcb.snd.attach(buffer_storage_.get() + size_t{tcb.snd_buffer} * config_.buffer_size,
                  config_.buffer_size);
+  tcb.rack.attach(sent_storage_.get() + size_t{tcb.snd_buffer} * sent_per_buffer_, sent_per_buffer_);
   return true;
 }
 
@@ -231,10 +246,12 @@ bool TcpStack::attach_receive_buffer(Tcb& tcb) noexcept {
 // An idle connection gives its buffers back to the pool, so what it costs is
 // its TCB alone (issue 5: <= 8 KiB per idle connection).
 void TcpStack::detach_buffers_if_idle(Tcb& tcb) noexcept {
-  if (tcb.snd_buffer != UINT32_MAX && tcb.snd.empty()) {
+  // A FIN in flight keeps the log (and with it the buffer) until acked.
+  if (tcb.snd_buffer != UINT32_MAX && tcb.snd.empty() && tcb.snd_una == tcb.snd_max) {
     free_buffers_.push_back(tcb.snd_buffer);
     tcb.snd_buffer = UINT32_MAX;
     tcb.snd.attach(nullptr, 0);
+    tcb.rack.detach();
   }
   if (tcb.rcv_buffer != UINT32_MAX && tcb.rcv.readable() == 0 &&
       tcb.rcv.out_of_order_bytes() == 0) {
@@ -282,7 +299,7 @@ void TcpStack::schedule(Tcb::Timer& timer, uint64_t at_us) noexcept { wheel_.sch
 void TcpStack::cancel(Tcb::Timer& timer) noexcept { wheel_.cancel(timer.node); }
 
 void TcpStack::cancel_all_timers(Tcb& tcb) noexcept {
-  cancel(tcb.retransmit_timer);
+  stop_retransmit_timer(tcb);
   cancel(tcb.delayed_ack_timer);
   cancel(tcb.keepalive_timer);
   cancel(tcb.linger_timer);
@@ -309,7 +326,7 @@ void TcpStack::on_timer(Tcb::Timer& timer, uint64_t now_us) noexcept {
   if (!tcb.in_use) return;
   switch (timer.kind) {
     case TimerKind::retransmit:
-      retransmit_timeout(tcb, now_us);
+      on_retransmit_timer(tcb, now_us);
       return;
     case TimerKind::delayed_ack:
       if (tcb.ack_now || tcb.unacked_full_segments != 0) {
@@ -563,13 +580,15 @@ std::string TcpStack::describe(ConnHandle h) const {
   return fmt::format(
       "{} {}:{}->{}:{} una={} nxt={} max={} wnd={} cwnd={} ssthresh={} rto={}us srtt={}us "
       "flight={} unsent={} rcv_nxt={} rcv_adv={} readable={} ooo={} recovery={} dupacks={} "
-      "retries={} sacked={} ts={} sack={} wscale={}/{} smss={}",
+      "retries={} sacked={} lost={} rack_rtt={}us reo_mult={} tlp={} ts={} sack={} wscale={}/{} "
+      "smss={}",
       name_of(t->state), format_ipv4(t->tuple.local_ip), t->tuple.local_port,
       format_ipv4(t->tuple.remote_ip), t->tuple.remote_port, t->snd_una - t->iss,
       t->snd_nxt - t->iss, t->snd_max - t->iss, t->snd_wnd, t->cc.cwnd(), t->cc.ssthresh(),
       t->rtt.rto_us(), t->rtt.srtt_us(), t->flight_size(), t->snd.size(), t->rcv_nxt - t->irs,
       t->rcv_adv - t->irs, t->rcv.readable(), t->rcv.out_of_order_bytes(), t->in_recovery,
-      t->dupacks, t->retries, t->scoreboard.sacked_bytes(), t->ts_ok, t->sack_ok, t->snd_wscale,
+      t->dupacks, t->retries, t->rack.sacked_bytes(), t->rack.lost_bytes(), t->rack.rtt_us(),
+      t->rack.reo_wnd_mult(), t->rack.probe_outstanding(), t->ts_ok, t->sack_ok, t->snd_wscale,
       t->rcv_wscale, t->smss);
 }
 

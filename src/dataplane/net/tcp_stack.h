@@ -25,7 +25,7 @@
 #include "dataplane/net/tcp_header.h"
 #include "dataplane/net/tcp_isn.h"
 #include "dataplane/net/tcp_rtt.h"
-#include "dataplane/net/tcp_sack_scoreboard.h"
+#include "dataplane/net/tcp_rack.h"
 #include "dataplane/net/tcp_syn_cookie.h"
 #include "dataplane/net/tcp_tuple.h"
 #include "dataplane/timer_wheel.h"
@@ -137,14 +137,16 @@ struct Tcb {
   ReceiveBuffer rcv;
   uint32_t snd_buffer = UINT32_MAX;  // pool index, UINT32_MAX: none
   uint32_t rcv_buffer = UINT32_MAX;
-  SackScoreboard scoreboard;
+  // With SACK: the segments in flight and RACK-TLP's state (RFC 8985); its
+  // log comes from the worker's pool with the send buffer.
+  Rack rack;
 
-  // Loss recovery (RFC 6582 NewReno; RFC 6675 with SACK).
+  // Loss recovery (RFC 6582 NewReno without SACK; RFC 6675 with it, losses
+  // found by RACK).
   bool in_recovery = false;
+  bool rto_recovery = false;      // with SACK: resending what an RTO marked lost
   bool partial_ack_seen = false;  // RFC 6582 "Impatient": timer restarted once
   uint32_t recover = 0;
-  uint32_t high_rxt = 0;
-  uint32_t retransmitted_in_flight = 0;  // RFC 6675 pipe: retransmitted, not yet acked
   uint8_t dupacks = 0;
   uint8_t retries = 0;
   RttEstimator rtt{};
@@ -178,6 +180,19 @@ struct Tcb {
   uint8_t keepalive_probes_sent = 0;
   uint64_t challenge_window_us = 0;  // RFC 5961 7, per connection
   uint32_t challenge_acks_in_window = 0;
+
+  // D-SACK (RFC 2883) for the next ACK: a duplicate segment arrived.
+  bool dsack_pending = false;
+  uint32_t dsack_left = 0;
+  uint32_t dsack_right = 0;
+
+  // retransmit_timer serves three deadlines (0: not set), whichever is
+  // first: the RTO (RFC 6298), the tail loss probe (RFC 8985 7.2) and
+  // RACK's reordering timer (RFC 8985 6.3). One wheel node, so that
+  // re-arming on every ACK stays one reschedule.
+  uint64_t rto_at_us = 0;
+  uint64_t pto_at_us = 0;
+  uint64_t reorder_at_us = 0;
 
   Timer retransmit_timer;
   Timer delayed_ack_timer;
@@ -215,6 +230,11 @@ struct Tcb {
   X(connections_timed_out)     \
   X(zero_window_probes)        \
   X(keepalive_probes)          \
+  X(tlp_probes)                \
+  X(tlp_recoveries)            \
+  X(rack_detected_lost)        \
+  X(dsack_received)            \
+  X(dsack_sent)                \
   X(buffer_pool_exhausted)
 
 struct TcpCounters {
@@ -338,11 +358,20 @@ class TcpStack {
   bool acceptable(const Tcb& tcb, const Segment& seg) const noexcept;
   bool paws_reject(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   bool process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
-  // True when the segment SACKed data not SACKed before.
-  bool process_sack(Tcb& tcb, const Segment& seg) noexcept;
+  // Feeds the SACK blocks to RACK; returns the D-SACK block (left == right:
+  // none).
+  SackBlock process_sack(Tcb& tcb, const Segment& seg, uint32_t snd_una, uint64_t now_us) noexcept;
+  // RFC 8985 6.2 steps 4-6 after an ACK: reordering window, loss detection,
+  // the tail loss probe's outcome.
+  void rack_after_ack(Tcb& tcb, const Segment& seg, const SackBlock& dsack, bool acked_new,
+                      uint64_t now_us) noexcept;
+  void rack_detect_losses(Tcb& tcb, uint64_t now_us) noexcept;
+  void enter_recovery(Tcb& tcb, uint64_t now_us) noexcept;
+  // RFC 2883: the next ACK reports [left, right) as received twice.
+  void note_duplicate(Tcb& tcb, uint32_t left, uint32_t right) noexcept;
   void process_data(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   void process_fin(Tcb& tcb, uint64_t now_us) noexcept;
-  void update_send_window(Tcb& tcb, const Segment& seg) noexcept;
+  void update_send_window(Tcb& tcb, const Segment& seg, bool acked_new) noexcept;
   void take_rtt_sample(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept;
   void negotiate_syn_options(Tcb& tcb, const Segment& seg) noexcept;
   void establish(Tcb& tcb, uint64_t now_us) noexcept;
@@ -361,6 +390,19 @@ class TcpStack {
                            uint64_t now_us) noexcept;
   void retransmit_timeout(Tcb& tcb, uint64_t now_us) noexcept;
   void restart_retransmit_timer(Tcb& tcb) noexcept;
+  // All three deadlines of retransmit_timer cleared (nothing in flight).
+  void stop_retransmit_timer(Tcb& tcb) noexcept;
+  // Puts retransmit_timer's node on the earliest deadline.
+  void arm_retransmit_timer(Tcb& tcb) noexcept;
+  void on_retransmit_timer(Tcb& tcb, uint64_t now_us) noexcept;
+  // RFC 8985 7.2: sets (or clears) the probe's deadline; the caller arms
+  // the node (arm_retransmit_timer).
+  void schedule_loss_probe(Tcb& tcb, uint64_t now_us) noexcept;
+  void send_loss_probe(Tcb& tcb, uint64_t now_us) noexcept;
+  // Resends the logged segment [seq, seq + len), its FIN included.
+  bool retransmit_range(Tcb& tcb, uint32_t seq, uint32_t len, uint64_t now_us) noexcept;
+  // SACK negotiated and a segment log attached: losses are RACK's.
+  static bool rack_mode(const Tcb& tcb) noexcept { return tcb.sack_ok && tcb.rack.attached(); }
   void mark_output(Tcb& tcb) noexcept;
   uint32_t receive_window(const Tcb& tcb) const noexcept;
   uint32_t ts_clock(uint64_t now_us) const noexcept;
@@ -377,6 +419,10 @@ class TcpStack {
   std::vector<Listener> listeners_;
   // Not value-initialised: the pages of unused buffers are never touched.
   std::unique_ptr<uint8_t[]> buffer_storage_;
+  // RACK's segment logs, sent_per_buffer_ records per buffer slot; a send
+  // buffer's slot index picks its log (not value-initialised either).
+  std::unique_ptr<SentSegment[]> sent_storage_;
+  uint32_t sent_per_buffer_ = 0;
   std::vector<uint32_t> free_buffers_;
   dataplane::TimerWheel wheel_;
   PortFilter port_filter_ = nullptr;
