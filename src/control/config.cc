@@ -246,7 +246,6 @@ TcpSettings parse_tcp(const json& value, const std::string& path) {
   return tcp;
 }
 
-
 // ---- Files named by the configuration -------------------------------------
 
 // A certificate, key or CRL file is PEM text of a few kilobytes; a CRL of a
@@ -275,16 +274,18 @@ struct FileCloser {
 };
 
 FileContent read_named_file(const std::string& file, const std::string& path) {
-  std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
-  if (!in) throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+  // stat before open: opening a FIFO named by mistake would block the check.
   struct stat st {};
-  if (::fstat(::fileno(in.get()), &st) != 0 || !S_ISREG(st.st_mode)) {
-    throw ConfigError(path, fmt::format("{} is not a regular file", file));
+  if (::stat(file.c_str(), &st) != 0) {
+    throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
   }
+  if (!S_ISREG(st.st_mode)) throw ConfigError(path, fmt::format("{} is not a regular file", file));
   if (st.st_size > kMaxPemFileBytes) {
     throw ConfigError(path, fmt::format("{} has {} bytes, more than the {} a PEM file may have",
                                         file, st.st_size, byte_size_text(kMaxPemFileBytes)));
   }
+  std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
+  if (!in) throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
   FileContent content;
   content.mode = st.st_mode;
   content.text.resize(static_cast<size_t>(st.st_size));
@@ -386,8 +387,8 @@ bool is_private_key_label(std::string_view label) {
          label == "ENCRYPTED PRIVATE KEY";
 }
 
-// The certificates of a CA or host file, in file order; refuses a file
-// without any.
+// Counts the CERTIFICATE blocks of a CA or host file and refuses a file
+// without any; blocks_out, when given, receives every block for more checks.
 uint32_t check_certificate_file(const std::string& file, const std::string& path,
                                 std::vector<PemBlock>* blocks_out = nullptr) {
   std::vector<PemBlock> blocks = scan_pem(read_named_file(file, path).text, file, path);

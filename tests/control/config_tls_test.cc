@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -63,6 +64,8 @@ class TlsFiles : public ::testing::Test {
     write("huge.pem", "");
     fs::resize_file(dir_ + "/huge.pem", (64u << 20) + 1);  // sparse: costs no disk
     fs::create_directory(dir_ + "/a_directory.pem");
+    // Opening a FIFO blocks until a writer comes: the check must not open it.
+    ASSERT_EQ(::mkfifo((dir_ + "/a_fifo.pem").c_str(), 0600), 0);
     fs::create_directory(dir_ + "/logs");
   }
 
@@ -436,6 +439,8 @@ INSTANTIATE_TEST_SUITE_P(
                "cannot read {dir}/missing.pem: No such file or directory"},
         BadTls{kNone, R"({"cert": "a_directory.pem"})", kNone, "cas[0].cert",
                "{dir}/a_directory.pem is not a regular file"},
+        BadTls{kNone, R"({"cert": "a_fifo.pem"})", kNone, "cas[0].cert",
+               "{dir}/a_fifo.pem is not a regular file"},
         BadTls{kNone, R"({"cert": "huge.pem"})", kNone, "cas[0].cert",
                "{dir}/huge.pem has 67108865 bytes, more than the 64 MiB a PEM file may have"},
         BadTls{kNone, R"({"cert": "empty.pem"})", kNone, "cas[0].cert",
