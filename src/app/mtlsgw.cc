@@ -115,13 +115,17 @@ int run(int argc, char** argv) {
   if (auto exit_code = control::parse_options(args.gateway, options)) return *exit_code;
 
   control::Config config;
+  const std::string config_source =
+      options.config_path.empty() ? "(embedded)" : options.config_path;
   try {
     config = options.config_path.empty() ? control::default_config()
                                          : control::load_config_file(options.config_path);
   } catch (const control::ConfigError& e) {
-    fmt::print(stderr, "mtlsgw: config {}: {}\n",
-               options.config_path.empty() ? "(embedded)" : options.config_path, e.what());
+    fmt::print(stderr, "mtlsgw: config {}: {}\n", config_source, e.what());
     return kExitUsage;
+  }
+  for (const std::string& warning : config.warnings) {
+    fmt::print(stderr, "mtlsgw: config {}: warning: {}\n", config_source, warning);
   }
   if (options.check_config) {
     print_config(config);

@@ -2,9 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <tuple>
 #include <nlohmann/json.hpp>
@@ -170,10 +178,10 @@ ListenerConfig parse_listener(const json& value, const std::string& path) {
   ListenerConfig listener;
   listener.port = static_cast<uint16_t>(as_uint(require(value, path, "port"), path + ".port", 1, 65535));
   listener.service = as_string(require(value, path, "service"), path + ".service");
-  static constexpr std::string_view kServices[] = {"echo", "discard", "chargen", "relay"};
+  static constexpr std::string_view kServices[] = {"echo", "discard", "chargen", "relay", "tls"};
   if (std::find(std::begin(kServices), std::end(kServices), listener.service) == std::end(kServices)) {
     throw ConfigError(path + ".service",
-                      fmt::format("unknown service \"{}\" (echo, discard, chargen, relay)", listener.service));
+                      fmt::format("unknown service \"{}\" (echo, discard, chargen, relay, tls)", listener.service));
   }
   const auto upstream = value.find("upstream");
   if (listener.service == "relay") {
@@ -238,13 +246,652 @@ TcpSettings parse_tcp(const json& value, const std::string& path) {
   return tcp;
 }
 
+// ---- Files named by the configuration -------------------------------------
+
+// A certificate, key or CRL file is PEM text of a few kilobytes; a CRL of a
+// large CA may reach megabytes. Past this the path names the wrong file.
+constexpr long long kMaxPemFileBytes = 64ll << 20;
+
+// Relative names resolve against the config file's directory, so that a
+// file and its certificates move together whatever the current directory.
+std::string resolve_file_name(const json& value, const std::string& path,
+                              const std::string& base_dir) {
+  const std::string name = as_string(value, path);
+  if (name.empty()) throw ConfigError(path, "is empty");
+  if (name.find('\0') != std::string::npos) throw ConfigError(path, "contains a NUL character");
+  std::filesystem::path file(name);
+  if (file.is_relative() && !base_dir.empty()) file = std::filesystem::path(base_dir) / file;
+  return std::filesystem::absolute(file).lexically_normal().string();
+}
+
+struct FileContent {
+  std::string text;
+  mode_t mode = 0;
+};
+
+struct FileCloser {
+  void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+
+FileContent read_named_file(const std::string& file, const std::string& path) {
+  // stat before open: opening a FIFO named by mistake would block the check.
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) {
+    throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) throw ConfigError(path, fmt::format("{} is not a regular file", file));
+  if (st.st_size > kMaxPemFileBytes) {
+    throw ConfigError(path, fmt::format("{} has {} bytes, more than the {} a PEM file may have",
+                                        file, st.st_size, byte_size_text(kMaxPemFileBytes)));
+  }
+  std::unique_ptr<std::FILE, FileCloser> in(std::fopen(file.c_str(), "rb"));
+  if (!in) throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+  FileContent content;
+  content.mode = st.st_mode;
+  content.text.resize(static_cast<size_t>(st.st_size));
+  if (std::fread(content.text.data(), 1, content.text.size(), in.get()) != content.text.size()) {
+    throw ConfigError(path, fmt::format("cannot read {}: {}", file, std::strerror(errno)));
+  }
+  return content;
+}
+
+// ---- PEM framing (RFC 7468) -----------------------------------------------
+// Only the framing is checked: BEGIN and END lines that pair up, and a body
+// of base64 characters. The DER inside is parsed by the TLS engine, which
+// loads these files with OpenSSL; what is caught here is the wrong file, a
+// DER file, a truncated copy and an encrypted key.
+
+struct PemBlock {
+  std::string label;
+  size_t line = 0;         // of the BEGIN line, from 1
+  bool encrypted = false;  // RFC 1421 "Proc-Type: 4,ENCRYPTED" header (legacy OpenSSL keys)
+};
+
+bool is_base64_line(std::string_view line) {
+  return std::all_of(line.begin(), line.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/' || c == '=' || c == ' ' || c == '\t';
+  });
+}
+
+std::vector<PemBlock> scan_pem(const std::string& text, const std::string& file,
+                               const std::string& path) {
+  std::vector<PemBlock> blocks;
+  std::optional<PemBlock> open;
+  bool body_started = false;
+  size_t line_number = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_number;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    const bool dashes = line.size() >= 10 && line.starts_with("-----") && line.ends_with("-----");
+    if (!open) {
+      // RFC 7468 section 2: text outside the blocks is allowed (openssl x509
+      // -text output, for example) and ignored.
+      if (dashes && line.starts_with("-----BEGIN ")) {
+        open = PemBlock{std::string(line.substr(11, line.size() - 16)), line_number, false};
+        body_started = false;
+      }
+      continue;
+    }
+    if (dashes) {
+      if (line != fmt::format("-----END {}-----", open->label)) {
+        throw ConfigError(path, fmt::format("{} line {}: the {} block begun on line {} ends with "
+                                            "\"{}\"",
+                                            file, line_number, open->label, open->line, line));
+      }
+      if (!body_started) {
+        throw ConfigError(path, fmt::format("{} line {}: the {} block is empty", file, open->line,
+                                            open->label));
+      }
+      blocks.push_back(*open);
+      open.reset();
+      continue;
+    }
+    if (!body_started && line.find(':') != std::string_view::npos) {
+      // RFC 1421 encapsulated headers, which only legacy encrypted keys use.
+      if (line.starts_with("Proc-Type:") && line.find("ENCRYPTED") != std::string_view::npos) {
+        open->encrypted = true;
+      }
+      continue;
+    }
+    if (!is_base64_line(line)) {
+      throw ConfigError(path, fmt::format("{} line {}: the {} block begun on line {} holds "
+                                          "something other than base64",
+                                          file, line_number, open->label, open->line));
+    }
+    body_started = body_started || !line.empty();
+  }
+  if (open) {
+    throw ConfigError(path, fmt::format("{}: the {} block begun on line {} has no END line "
+                                        "(a truncated file?)",
+                                        file, open->label, open->line));
+  }
+  return blocks;
+}
+
+uint32_t count_label(const std::vector<PemBlock>& blocks, std::string_view label) {
+  return static_cast<uint32_t>(std::count_if(
+      blocks.begin(), blocks.end(), [&](const PemBlock& b) { return b.label == label; }));
+}
+
+bool is_private_key_label(std::string_view label) {
+  // PKCS#8 (RFC 7468 section 10) and the legacy OpenSSL PKCS#1 and SEC 1
+  // forms that openssl genrsa and openssl ecparam -genkey still write.
+  return label == "PRIVATE KEY" || label == "RSA PRIVATE KEY" || label == "EC PRIVATE KEY" ||
+         label == "ENCRYPTED PRIVATE KEY";
+}
+
+// Counts the CERTIFICATE blocks of a CA or host file and refuses a file
+// without any; blocks_out, when given, receives every block for more checks.
+uint32_t check_certificate_file(const std::string& file, const std::string& path,
+                                std::vector<PemBlock>* blocks_out = nullptr) {
+  std::vector<PemBlock> blocks = scan_pem(read_named_file(file, path).text, file, path);
+  const uint32_t count = count_label(blocks, "CERTIFICATE");
+  if (count == 0) {
+    throw ConfigError(path, fmt::format("{} holds no \"-----BEGIN CERTIFICATE-----\" block (PEM "
+                                        "is required: openssl x509 -inform der converts DER)",
+                                        file));
+  }
+  if (blocks_out) *blocks_out = std::move(blocks);
+  return count;
+}
+
+uint32_t check_crl_file(const std::string& file, const std::string& path) {
+  const auto blocks = scan_pem(read_named_file(file, path).text, file, path);
+  const uint32_t count = count_label(blocks, "X509 CRL");
+  if (count == 0) {
+    throw ConfigError(path, fmt::format("{} holds no \"-----BEGIN X509 CRL-----\" block (PEM is "
+                                        "required: openssl crl -inform der converts DER)",
+                                        file));
+  }
+  return count;
+}
+
+void check_key_file(const std::string& file, const std::string& path,
+                    std::vector<std::string>& warnings) {
+  const FileContent content = read_named_file(file, path);
+  const auto blocks = scan_pem(content.text, file, path);
+  std::vector<const PemBlock*> keys;
+  for (const PemBlock& b : blocks) {
+    if (is_private_key_label(b.label)) keys.push_back(&b);
+  }
+  if (keys.empty()) {
+    throw ConfigError(path, fmt::format("{} holds no private key (a PRIVATE KEY, RSA PRIVATE KEY "
+                                        "or EC PRIVATE KEY block)",
+                                        file));
+  }
+  if (keys.size() > 1) {
+    throw ConfigError(path, fmt::format("{} holds {} private keys (blocks on lines {} and {}); it "
+                                        "must hold one",
+                                        file, keys.size(), keys[0]->line, keys[1]->line));
+  }
+  if (keys[0]->encrypted || keys[0]->label == "ENCRYPTED PRIVATE KEY") {
+    throw ConfigError(path, fmt::format("{} holds an encrypted key, and the gateway has no "
+                                        "passphrase (openssl pkey -in KEY -out PLAIN decrypts it)",
+                                        file));
+  }
+  if (content.mode & S_IROTH) {
+    warnings.push_back(fmt::format("{}: {} is readable by every user of this machine (mode {:04o})",
+                                   path, file, content.mode & 07777));
+  }
+}
+
+// ---- Names ------------------------------------------------------------------
+
+std::string lower_case(std::string text) {
+  for (char& c : text) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return text;
+}
+
+std::string quoted_list(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += fmt::format("{}\"{}\"", out.empty() ? "" : ", ", n);
+  return out;
+}
+
+std::string parse_ca_name(const json& value, const std::string& path) {
+  const std::string name = as_string(value, path);
+  if (name.empty()) throw ConfigError(path, "is empty");
+  // Names end up in counters, logs and control commands: keep them to
+  // characters none of those need to quote.
+  if (name.size() > 64) {
+    throw ConfigError(path, fmt::format("\"{}\" is {} characters long, more than 64", name,
+                                        name.size()));
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '.' || c == '-';
+    if (!ok) {
+      throw ConfigError(path, fmt::format("\"{}\" has a character outside A-Z a-z 0-9 _ . -", name));
+    }
+  }
+  return name;
+}
+
+// An SNI name (RFC 6066 section 3: a DNS host name, ASCII, no trailing dot,
+// no IP literal) in RFC 1123 section 2.1 syntax, or a wildcard whose "*" is
+// the whole left-most label (RFC 6125 section 6.4.3). Returned in lower case:
+// DNS names compare case-insensitively (RFC 4343).
+std::string parse_host_name(const json& value, const std::string& path) {
+  const std::string given = as_string(value, path);
+  if (given.empty()) throw ConfigError(path, "is empty");
+  for (char c : given) {
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      throw ConfigError(path, fmt::format("\"{}\" is not ASCII: give an internationalized name in "
+                                          "its A-label form (xn--..., RFC 5890)",
+                                          given));
+    }
+  }
+  const std::string name = lower_case(given);
+  if (name.back() == '.') {
+    throw ConfigError(path, fmt::format("\"{}\" ends with a dot, which an SNI name never has "
+                                        "(RFC 6066 section 3)",
+                                        given));
+  }
+  if (name.size() > 253) {
+    throw ConfigError(path, fmt::format("is {} characters long, more than a DNS name's 253",
+                                        name.size()));
+  }
+  const bool wildcard = name.starts_with("*.");
+  const std::string_view exact = std::string_view(name).substr(wildcard ? 2 : 0);
+  if (exact.find('*') != std::string_view::npos) {
+    throw ConfigError(path, fmt::format("\"{}\": a wildcard must be the whole left-most label, as "
+                                        "in \"*.example.test\" (RFC 6125 section 6.4.3)",
+                                        given));
+  }
+  std::vector<std::string_view> labels;
+  for (size_t pos = 0;;) {
+    const size_t dot = exact.find('.', pos);
+    labels.push_back(exact.substr(pos, dot == std::string_view::npos ? exact.npos : dot - pos));
+    if (dot == std::string_view::npos) break;
+    pos = dot + 1;
+  }
+  for (std::string_view label : labels) {
+    if (label.empty()) throw ConfigError(path, fmt::format("\"{}\" has an empty label", given));
+    if (label.size() > 63) {
+      throw ConfigError(path, fmt::format("\"{}\": the label \"{}\" is longer than 63 characters",
+                                          given, label));
+    }
+    for (char c : label) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+        throw ConfigError(path, fmt::format("\"{}\" has '{}', which is not a letter, digit or "
+                                            "hyphen (RFC 1123 section 2.1)",
+                                            given, c));
+      }
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      throw ConfigError(path, fmt::format("\"{}\": the label \"{}\" begins or ends with a hyphen",
+                                          given, label));
+    }
+  }
+  // RFC 1123 section 2.1: the top-level label is alphabetic, which is what
+  // keeps a host name apart from a dotted-decimal address.
+  const std::string_view top = labels.back();
+  if (std::all_of(top.begin(), top.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    throw ConfigError(path, fmt::format("\"{}\" is an IP address or ends in a numeric label; SNI "
+                                        "carries host names only (RFC 6066 section 3)",
+                                        given));
+  }
+  if (wildcard && labels.size() < 2) {
+    throw ConfigError(path, fmt::format("\"{}\": a wildcard needs at least two labels after "
+                                        "\"*.\" (\"*.example.test\", not \"*.test\")",
+                                        given));
+  }
+  return name;
+}
+
+// ---- cas, hosts, default_host, access_log ---------------------------------
+
+CaConfig parse_ca(const json& value, const std::string& path, const std::string& base_dir,
+                  std::vector<std::string>& warnings) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path, {"name", "cert", "crl", "max_depth"});
+  CaConfig ca;
+  ca.name = parse_ca_name(require(value, path, "name"), path + ".name");
+  const std::string cert_path = path + ".cert";
+  ca.cert_path = resolve_file_name(require(value, path, "cert"), cert_path, base_dir);
+  std::vector<PemBlock> blocks;
+  ca.certificate_count = check_certificate_file(ca.cert_path, cert_path, &blocks);
+  for (const PemBlock& b : blocks) {
+    if (is_private_key_label(b.label)) {
+      // Not an error: the gateway never reads it. But a CA's key belongs
+      // offline, and a gateway's disk is not that place.
+      warnings.push_back(fmt::format("{}: {} also holds a private key (line {}), which the gateway "
+                                     "does not need",
+                                     cert_path, ca.cert_path, b.line));
+      break;
+    }
+  }
+  if (auto it = value.find("crl"); it != value.end()) {
+    ca.crl_path = resolve_file_name(*it, path + ".crl", base_dir);
+    ca.crl_count = check_crl_file(ca.crl_path, path + ".crl");
+  }
+  if (auto it = value.find("max_depth"); it != value.end()) {
+    ca.max_depth = static_cast<uint32_t>(as_uint(*it, path + ".max_depth", 1, 16));
+  }
+  return ca;
+}
+
+template <typename Enum, size_t N>
+Enum parse_choice(const json& value, const std::string& path,
+                  const std::pair<std::string_view, Enum> (&choices)[N]) {
+  const std::string text = as_string(value, path);
+  std::string names;
+  for (const auto& [name, choice] : choices) {
+    if (name == text) return choice;
+    names += fmt::format("{}{}", names.empty() ? "" : ", ", name);
+  }
+  throw ConfigError(path, fmt::format("\"{}\" is not one of {}", text, names));
+}
+
+constexpr std::pair<std::string_view, MtlsMode> kMtlsModes[] = {
+    {"off", MtlsMode::off}, {"optional", MtlsMode::optional}, {"required", MtlsMode::required}};
+constexpr std::pair<std::string_view, ForwardMode> kForwardModes[] = {
+    {"tcp", ForwardMode::tcp}, {"proxy_v2", ForwardMode::proxy_v2}, {"http", ForwardMode::http}};
+constexpr std::pair<std::string_view, TlsVersion> kTlsVersions[] = {{"1.2", TlsVersion::tls1_2},
+                                                                    {"1.3", TlsVersion::tls1_3}};
+
+bool parse_bool(const json& value, const std::string& path) {
+  if (!value.is_boolean()) {
+    throw ConfigError(path, fmt::format("expected true or false, got {}", type_name(value)));
+  }
+  return value.get<bool>();
+}
+
+// RFC 7301 section 3.1: a protocol name is 1 to 255 octets. Registered names
+// are printable ASCII; anything else here is more likely a typo than a
+// private protocol.
+std::vector<std::string> parse_alpn(const json& value, const std::string& path,
+                                    ForwardMode forward) {
+  if (!value.is_array()) {
+    throw ConfigError(path, fmt::format("expected an array, got {}", type_name(value)));
+  }
+  if (value.size() > 16) {
+    throw ConfigError(path, fmt::format("has {} protocols, more than 16", value.size()));
+  }
+  std::vector<std::string> alpn;
+  for (size_t j = 0; j < value.size(); ++j) {
+    const std::string item_path = fmt::format("{}[{}]", path, j);
+    std::string id = as_string(value[j], item_path);
+    if (id.empty() || id.size() > 255) {
+      throw ConfigError(item_path, fmt::format("a protocol name has 1 to 255 bytes, \"{}\" has {}",
+                                               id.size() > 255 ? id.substr(0, 16) + "..." : id,
+                                               id.size()));
+    }
+    for (char c : id) {
+      if (c < 0x21 || c > 0x7e) {
+        throw ConfigError(item_path,
+                          fmt::format("\"{}\" has a character outside printable ASCII", id));
+      }
+    }
+    if (std::find(alpn.begin(), alpn.end(), id) != alpn.end()) {
+      throw ConfigError(item_path, fmt::format("\"{}\" is listed twice", id));
+    }
+    if (forward == ForwardMode::http && id != "http/1.1") {
+      // The http forwarder parses HTTP/1.1 requests; HTTP/2 (gRPC) passes
+      // through only as bytes, in tcp and proxy_v2.
+      throw ConfigError(item_path, fmt::format("forward http speaks HTTP/1.1 only, not \"{}\" "
+                                               "(h2 passes through with forward tcp or proxy_v2)",
+                                               id));
+    }
+    alpn.push_back(std::move(id));
+  }
+  return alpn;
+}
+
+HostConfig parse_host(const json& value, const std::string& path, const std::string& base_dir,
+                      const std::vector<CaConfig>& cas, std::vector<std::string>& warnings) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path,
+               {"name", "cert", "key", "mtls", "client_cas", "upstream", "forward", "alpn",
+                "min_version", "early_data", "handshake_timeout_ms", "idle_timeout_ms",
+                "connect_timeout_ms"});
+  HostConfig host;
+  host.name = parse_host_name(require(value, path, "name"), path + ".name");
+  host.cert_path = resolve_file_name(require(value, path, "cert"), path + ".cert", base_dir);
+  check_certificate_file(host.cert_path, path + ".cert");
+  host.key_path = resolve_file_name(require(value, path, "key"), path + ".key", base_dir);
+  check_key_file(host.key_path, path + ".key", warnings);
+
+  if (auto it = value.find("mtls"); it != value.end()) {
+    host.mtls = parse_choice(*it, path + ".mtls", kMtlsModes);
+  }
+  const std::string cas_path = path + ".client_cas";
+  if (auto it = value.find("client_cas"); it != value.end()) {
+    if (!it->is_array()) {
+      throw ConfigError(cas_path, fmt::format("expected an array, got {}", type_name(*it)));
+    }
+    std::vector<std::string> known;
+    for (const CaConfig& ca : cas) known.push_back(ca.name);
+    for (size_t j = 0; j < it->size(); ++j) {
+      const std::string item_path = fmt::format("{}[{}]", cas_path, j);
+      std::string name = as_string((*it)[j], item_path);
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        throw ConfigError(item_path,
+                          known.empty()
+                              ? fmt::format("no CA named \"{}\": cas is empty", name)
+                              : fmt::format("no CA named \"{}\" in cas ({})", name, quoted_list(known)));
+      }
+      if (std::find(host.client_cas.begin(), host.client_cas.end(), name) != host.client_cas.end()) {
+        throw ConfigError(item_path, fmt::format("\"{}\" is listed twice", name));
+      }
+      host.client_cas.push_back(std::move(name));
+    }
+  }
+  if (host.mtls != MtlsMode::off && host.client_cas.empty()) {
+    throw ConfigError(cas_path, fmt::format("needs at least one CA when mtls is {}: the CAs a "
+                                            "client certificate must chain to",
+                                            to_string(host.mtls)));
+  }
+  if (host.mtls == MtlsMode::off && !host.client_cas.empty()) {
+    warnings.push_back(fmt::format("{}: mtls is off, so no client certificate is asked for and "
+                                   "these CAs are not used",
+                                   cas_path));
+  }
+
+  std::tie(host.upstream_ip, host.upstream_port) =
+      parse_endpoint(require(value, path, "upstream"), path + ".upstream");
+  if (auto it = value.find("forward"); it != value.end()) {
+    host.forward = parse_choice(*it, path + ".forward", kForwardModes);
+  }
+  if (auto it = value.find("alpn"); it != value.end()) {
+    host.alpn = parse_alpn(*it, path + ".alpn", host.forward);
+  } else if (host.forward == ForwardMode::http) {
+    host.alpn = {"http/1.1"};
+  } else {
+    host.alpn = {"h2", "http/1.1"};
+  }
+  if (auto it = value.find("min_version"); it != value.end()) {
+    host.min_version = parse_choice(*it, path + ".min_version", kTlsVersions);
+  }
+  if (auto it = value.find("early_data"); it != value.end()) {
+    host.early_data = parse_bool(*it, path + ".early_data");
+  }
+  // Bounds: a handshake takes a few round trips, so 100 ms is the least that
+  // lets a distant client finish; past 2 minutes a handshake is a slowloris.
+  // Idle: 1 second to 1 day. Connect: a SYN and up to 6 retransmissions with
+  // an initial RTO of 1 s (RFC 6298) take 63 s, so 60 s is the longest wait
+  // that is still shorter than TCP's own.
+  if (auto it = value.find("handshake_timeout_ms"); it != value.end()) {
+    host.handshake_timeout_ms =
+        static_cast<uint32_t>(as_uint(*it, path + ".handshake_timeout_ms", 100, 120'000));
+  }
+  if (auto it = value.find("idle_timeout_ms"); it != value.end()) {
+    host.idle_timeout_ms =
+        static_cast<uint32_t>(as_uint(*it, path + ".idle_timeout_ms", 1'000, 86'400'000));
+  }
+  if (auto it = value.find("connect_timeout_ms"); it != value.end()) {
+    host.connect_timeout_ms =
+        static_cast<uint32_t>(as_uint(*it, path + ".connect_timeout_ms", 100, 60'000));
+  }
+  return host;
+}
+
+AccessLogConfig parse_access_log(const json& value, const std::string& path,
+                                 const std::string& base_dir) {
+  if (!value.is_object()) {
+    throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
+  }
+  check_fields(value, path, {"path"});
+  const std::string file_path = path + ".path";
+  const json& name = require(value, path, "path");
+  if (name.is_string() && name.get<std::string>() == "-") return AccessLogConfig{"-"};
+  AccessLogConfig log{resolve_file_name(name, file_path, base_dir)};
+  // Checked now so that a typo in a directory name fails here rather than
+  // at the first connection; the file itself is created by the writer.
+  const std::filesystem::path file(log.path);
+  const std::string directory = file.parent_path().string();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(directory, ec)) {
+    throw ConfigError(file_path, std::filesystem::exists(directory, ec)
+                                     ? fmt::format("{} is not a directory", directory)
+                                     : fmt::format("the directory {} does not exist", directory));
+  }
+  if (std::filesystem::exists(file, ec)) {
+    if (std::filesystem::is_directory(file, ec)) {
+      throw ConfigError(file_path, fmt::format("{} is a directory", log.path));
+    }
+    if (::access(log.path.c_str(), W_OK) != 0) {
+      throw ConfigError(file_path, fmt::format("cannot write {}: {}", log.path, std::strerror(errno)));
+    }
+  } else if (::access(directory.c_str(), W_OK | X_OK) != 0) {
+    throw ConfigError(file_path, fmt::format("cannot create a file in {}: {}", directory,
+                                             std::strerror(errno)));
+  }
+  return log;
+}
+
+template <typename Item, typename ParseOne>
+void parse_array(const json& root, const char* key, std::vector<Item>& out, ParseOne parse_one) {
+  auto it = root.find(key);
+  if (it == root.end()) return;
+  if (!it->is_array()) {
+    throw ConfigError(key, fmt::format("expected an array, got {}", type_name(*it)));
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    out.push_back(parse_one((*it)[i], fmt::format("{}[{}]", key, i)));
+  }
+}
+
+void parse_tls_sections(const json& root, const std::string& base_dir, Config& config) {
+  parse_array(root, "cas", config.cas, [&](const json& value, const std::string& path) {
+    CaConfig ca = parse_ca(value, path, base_dir, config.warnings);
+    for (size_t j = 0; j < config.cas.size(); ++j) {
+      if (config.cas[j].name == ca.name) {
+        throw ConfigError(path + ".name",
+                          fmt::format("\"{}\" is already the name of cas[{}]", ca.name, j));
+      }
+    }
+    return ca;
+  });
+  parse_array(root, "hosts", config.hosts, [&](const json& value, const std::string& path) {
+    HostConfig host = parse_host(value, path, base_dir, config.cas, config.warnings);
+    for (size_t j = 0; j < config.hosts.size(); ++j) {
+      if (config.hosts[j].name == host.name) {
+        throw ConfigError(path + ".name",
+                          fmt::format("\"{}\" is already the name of hosts[{}] (names compare "
+                                      "ignoring case)",
+                                      host.name, j));
+      }
+    }
+    return host;
+  });
+  if (auto it = root.find("default_host"); it != root.end()) {
+    const std::string name = lower_case(as_string(*it, "default_host"));
+    if (!config.find_host(name)) {
+      std::vector<std::string> names;
+      for (const HostConfig& host : config.hosts) names.push_back(host.name);
+      throw ConfigError("default_host",
+                        names.empty()
+                            ? fmt::format("no host named \"{}\": hosts is empty", name)
+                            : fmt::format("no host named \"{}\" in hosts ({})", name, quoted_list(names)));
+    }
+    config.default_host = name;
+  }
+  if (auto it = root.find("access_log"); it != root.end()) {
+    config.access_log = parse_access_log(*it, "access_log", base_dir);
+  }
+
+  bool tls_listener = false;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    if (config.listeners[i].service != "tls") continue;
+    tls_listener = true;
+    if (config.hosts.empty()) {
+      throw ConfigError(fmt::format("listeners[{}].service", i),
+                        "a tls listener needs at least one entry in hosts");
+    }
+  }
+  if (!config.hosts.empty() && !tls_listener) {
+    config.warnings.push_back(
+        "hosts: no listener has service \"tls\", so no host receives connections");
+  }
+  for (size_t i = 0; i < config.cas.size(); ++i) {
+    const std::string& name = config.cas[i].name;
+    const bool used = std::any_of(config.hosts.begin(), config.hosts.end(), [&](const HostConfig& h) {
+      return h.mtls != MtlsMode::off &&
+             std::find(h.client_cas.begin(), h.client_cas.end(), name) != h.client_cas.end();
+    });
+    if (!used) {
+      config.warnings.push_back(
+          fmt::format("cas[{}]: no host with mtls on lists \"{}\" in client_cas", i, name));
+    }
+  }
+}
+
 }  // namespace
 
 const char* default_config_json() { return kDefaultConfig; }
 
 Config default_config() { return parse_config(kDefaultConfig); }
 
-Config parse_config(std::string_view json_text) {
+std::string_view to_string(MtlsMode mode) noexcept {
+  for (const auto& [name, value] : kMtlsModes) {
+    if (value == mode) return name;
+  }
+  return "?";
+}
+
+std::string_view to_string(ForwardMode mode) noexcept {
+  for (const auto& [name, value] : kForwardModes) {
+    if (value == mode) return name;
+  }
+  return "?";
+}
+
+std::string_view to_string(TlsVersion version) noexcept {
+  for (const auto& [name, value] : kTlsVersions) {
+    if (value == version) return name;
+  }
+  return "?";
+}
+
+const CaConfig* Config::find_ca(std::string_view name) const noexcept {
+  for (const CaConfig& ca : cas) {
+    if (ca.name == name) return &ca;
+  }
+  return nullptr;
+}
+
+const HostConfig* Config::find_host(std::string_view name) const noexcept {
+  for (const HostConfig& host : hosts) {
+    if (host.name == name) return &host;
+  }
+  return nullptr;
+}
+
+Config parse_config(std::string_view json_text, const std::string& base_dir) {
   json root;
   try {
     root = json::parse(json_text);
@@ -258,7 +905,8 @@ Config parse_config(std::string_view json_text) {
   if (!root.is_object()) {
     throw ConfigError("", fmt::format("the top level must be an object, got {}", type_name(root)));
   }
-  check_fields(root, "", {"ports", "listeners", "tcp"});
+  check_fields(root, "",
+               {"ports", "listeners", "tcp", "cas", "hosts", "default_host", "access_log"});
   Config config;
   const json& ports = require(root, "", "ports");
   if (!ports.is_array()) {
@@ -300,6 +948,7 @@ Config parse_config(std::string_view json_text) {
     }
   }
   if (auto it = root.find("tcp"); it != root.end()) config.tcp = parse_tcp(*it, "tcp");
+  parse_tls_sections(root, base_dir, config);
   return config;
 }
 
@@ -308,7 +957,7 @@ Config load_config_file(const std::string& path) {
   if (!in) throw ConfigError("", fmt::format("cannot read config file {}", path));
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_config(buffer.str());
+  return parse_config(buffer.str(), std::filesystem::path(path).parent_path().string());
 }
 
 }  // namespace mtlsgw::control

@@ -5,6 +5,7 @@
 // ("ports[0].gateway") and say what is wrong with it.
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -23,11 +24,11 @@ struct PortConfig {
   uint16_t tx_descriptors = 1024;
 };
 
-// A TCP listener and the built-in service behind it (issue 3); the TLS
-// listeners of issue 4 join these.
+// A TCP listener and the service behind it: a built-in one (issue 3) or
+// "tls", which terminates TLS for the hosts of the file (issue 4).
 struct ListenerConfig {
   uint16_t port = 0;
-  std::string service;           // echo, discard, chargen, relay
+  std::string service;           // echo, discard, chargen, relay, tls
   net::Ipv4Address upstream_ip = 0;  // relay only
   uint16_t upstream_port = 0;
 };
@@ -44,10 +45,75 @@ struct TcpSettings {
   uint32_t keepalive_idle_s = 0;
 };
 
+// A CA that client certificates may chain to ("cas" entry). Paths are
+// absolute: relative ones in the file resolve against the file's directory.
+// The files exist, are readable and hold PEM blocks of the right kind; their
+// DER is not parsed here (the TLS engine loads them).
+struct CaConfig {
+  std::string name;
+  std::string cert_path;          // one or more CERTIFICATE blocks: a root and intermediates
+  std::string crl_path;           // empty: no revocation list; else one or more X509 CRL blocks
+  // The deepest position the trust anchor may have, the client certificate
+  // being depth 0 (the numbering of X509_STORE_CTX_get_error_depth): 1 is a
+  // client certificate issued by the anchor itself. OpenSSL's verify depth
+  // counts intermediates only, so it is max_depth - 1.
+  uint32_t max_depth = 4;
+  uint32_t certificate_count = 0;  // CERTIFICATE blocks in cert_path
+  uint32_t crl_count = 0;          // X509 CRL blocks in crl_path
+};
+
+enum class MtlsMode : uint8_t { off, optional, required };
+enum class ForwardMode : uint8_t { tcp, proxy_v2, http };
+enum class TlsVersion : uint8_t { tls1_2, tls1_3 };
+
+std::string_view to_string(MtlsMode mode) noexcept;
+std::string_view to_string(ForwardMode mode) noexcept;
+std::string_view to_string(TlsVersion version) noexcept;
+
+// A TLS host, chosen by the ClientHello's SNI ("hosts" entry).
+struct HostConfig {
+  // Lower case; exact ("api.example.test") or a wildcard whose "*" is the
+  // whole left-most label and stands for exactly one label
+  // ("*.example.test"). An exact name takes precedence over a wildcard.
+  std::string name;
+  std::string cert_path;  // one or more CERTIFICATE blocks: the server certificate first
+  std::string key_path;   // one unencrypted private key
+  MtlsMode mtls = MtlsMode::required;
+  std::vector<std::string> client_cas;  // names from Config::cas, each once
+  net::Ipv4Address upstream_ip = 0;
+  uint16_t upstream_port = 0;
+  ForwardMode forward = ForwardMode::tcp;
+  // In order of preference; empty: ALPN is not negotiated. Default
+  // {"h2", "http/1.1"}, or {"http/1.1"} with forward http.
+  std::vector<std::string> alpn;
+  TlsVersion min_version = TlsVersion::tls1_2;
+  bool early_data = false;  // TLS 1.3 0-RTT
+  uint32_t handshake_timeout_ms = 10'000;
+  uint32_t idle_timeout_ms = 300'000;
+  uint32_t connect_timeout_ms = 5'000;
+};
+
+struct AccessLogConfig {
+  std::string path;  // absolute, or "-" for standard output
+};
+
 struct Config {
   std::vector<PortConfig> ports;
   std::vector<ListenerConfig> listeners;
   TcpSettings tcp;
+  std::vector<CaConfig> cas;
+  std::vector<HostConfig> hosts;
+  // A host name from hosts (lower case): it gets the ClientHellos without SNI
+  // or with an SNI no host matches. Empty: those are refused with an
+  // unrecognized_name alert (RFC 6066 section 3).
+  std::string default_host;
+  std::optional<AccessLogConfig> access_log;
+  // Accepted but probably not what was meant, as "path: problem" lines for
+  // the caller to print (--check-config does).
+  std::vector<std::string> warnings;
+
+  const CaConfig* find_ca(std::string_view name) const noexcept;
+  const HostConfig* find_host(std::string_view name) const noexcept;  // by exact name
 };
 
 class ConfigError : public std::runtime_error {
@@ -65,7 +131,9 @@ class ConfigError : public std::runtime_error {
 Config default_config();
 const char* default_config_json();
 
-Config parse_config(std::string_view json_text);
+// Relative file names in the text resolve against base_dir (the current
+// directory when it is empty); load_config_file uses the file's directory.
+Config parse_config(std::string_view json_text, const std::string& base_dir = "");
 Config load_config_file(const std::string& path);
 
 }  // namespace mtlsgw::control

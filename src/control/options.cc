@@ -50,7 +50,7 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
   app.add_option("--stats-interval", out.stats_interval_s,
                  "Print counters every N seconds (0: only at exit)");
   app.add_flag("--check-config", out.check_config,
-               "Validate the configuration, print it, and exit");
+               "Validate the configuration, print it and any warnings, and exit");
   app.add_option("--fault-rx", out.fault_rx,
                  "Inject faults into received frames, for tests: "
                  "drop=P,duplicate=P,reorder=P,corrupt=P,delay_us=N,reorder_us=N");
