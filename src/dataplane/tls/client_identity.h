@@ -7,8 +7,13 @@
 //
 // Bounds: every field has a cap (below), so a hostile certificate cannot make
 // a connection carry more than about 24 KiB of identity. A field that would
-// exceed its cap is cut (text) or left out (DER, list entries) and `truncated`
-// says so: a cut DN must not silently match a rule written for the full one.
+// exceed its cap is cut (text) or left out (DER, list entries), and one that
+// cannot be read is left empty; `truncated` says either happened: a cut DN
+// must not silently match a rule written for the full one.
+//
+// Text is safe to put in a header or a log line as it is: DNs are RFC 2253
+// ASCII, and control characters, backslashes and (outside the UTF-8 CN) bytes
+// >= 0x80 in the CN, SANs, SNI and ALPN are written as \XX.
 
 #include <cstddef>
 #include <cstdint>
