@@ -1,0 +1,69 @@
+#include "dataplane/tls/ssl_pool.h"
+
+#include <openssl/err.h>
+
+#include "dataplane/tls/transport_bio.h"
+
+namespace mtlsgw::tls {
+
+SslPool::SslPool(SSL_CTX* front, uint32_t max_idle) : front_(front), max_idle_(max_idle) {
+  idle_.reserve(max_idle);
+}
+
+SslPool::~SslPool() {
+  for (SSL* ssl : idle_) SSL_free(ssl);
+}
+
+SSL* SslPool::create() noexcept {
+  SSL* ssl = SSL_new(front_);
+  if (ssl == nullptr) return nullptr;
+  BIO* bio = new_transport_bio();
+  if (bio == nullptr) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  // One BIO both ways: SSL_set_bio takes the single reference.
+  SSL_set_bio(ssl, bio, bio);
+  ++created_;
+  return ssl;
+}
+
+uint32_t SslPool::prefill(uint32_t count) noexcept {
+  while (idle_.size() < count && idle_.size() < max_idle_) {
+    SSL* ssl = create();
+    if (ssl == nullptr) break;
+    idle_.push_back(ssl);
+  }
+  return idle();
+}
+
+SSL* SslPool::acquire() noexcept {
+  SSL* ssl = nullptr;
+  if (!idle_.empty()) {
+    ssl = idle_.back();
+    idle_.pop_back();
+    ++reused_;
+  } else {
+    ssl = create();
+    if (ssl == nullptr) return nullptr;
+  }
+  SSL_set_accept_state(ssl);
+  return ssl;
+}
+
+void SslPool::release(SSL* ssl) noexcept {
+  if (ssl == nullptr) return;
+  bind_transport(SSL_get_rbio(ssl), nullptr);
+  SSL_set_app_data(ssl, nullptr);
+  // SSL_clear keeps the last session referenced until the next handshake;
+  // letting it go now frees the client certificate it holds.
+  const bool cleared = SSL_clear(ssl) == 1 && SSL_set_session(ssl, nullptr) == 1;
+  if (!cleared) ERR_clear_error();
+  if (!cleared || idle_.size() >= max_idle_) {
+    SSL_free(ssl);
+    return;
+  }
+  idle_.push_back(ssl);
+}
+
+}  // namespace mtlsgw::tls

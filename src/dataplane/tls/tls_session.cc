@@ -1,0 +1,352 @@
+#include "dataplane/tls/tls_session.h"
+
+#include <openssl/err.h>
+
+#include <algorithm>
+
+#include "dataplane/tls/client_identity.h"
+
+namespace mtlsgw::tls {
+
+const char* name_of(TlsState state) noexcept {
+  switch (state) {
+    case TlsState::idle:
+      return "idle";
+    case TlsState::handshaking:
+      return "handshaking";
+    case TlsState::established:
+      return "established";
+    case TlsState::closed:
+      return "closed";
+    case TlsState::failed:
+      return "failed";
+  }
+  return "?";
+}
+
+const char* name_of(TlsFailure failure) noexcept {
+  switch (failure) {
+    case TlsFailure::none:
+      return "none";
+    case TlsFailure::local_alert:
+      return "local_alert";
+    case TlsFailure::peer_alert:
+      return "peer_alert";
+    case TlsFailure::truncated:
+      return "truncated";
+    case TlsFailure::internal:
+      return "internal";
+  }
+  return "?";
+}
+
+bool TlsSession::start(SSL* ssl, const CiphertextSink& sink) noexcept {
+  ssl_ = ssl;
+  io_ = TransportIo{};
+  io_.sink = sink;
+  notes_.clear();
+  state_ = TlsState::handshaking;
+  failure_ = TlsFailure::none;
+  error_code_ = 0;
+  owed_record_ = 0;
+  blocked_on_sink_ = peer_closed_ = close_requested_ = close_sent_ = tickets_trimmed_ = false;
+  if (ssl == nullptr) {
+    state_ = TlsState::failed;
+    failure_ = TlsFailure::internal;
+    return false;
+  }
+  bind_transport(SSL_get_rbio(ssl), &io_);
+  TlsContexts::attach(ssl, &notes_);
+  // A resumption on this SSL's previous connection turned tickets off.
+  SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(SSL_get_SSL_CTX(ssl)));
+  SSL_set_read_ahead(ssl, 1);
+  // SSL_clear keeps the last verdict, which a connection without a client
+  // certificate would otherwise report as its own.
+  SSL_set_verify_result(ssl, X509_V_OK);
+  return true;
+}
+
+SSL* TlsSession::finish() noexcept {
+  SSL* ssl = ssl_;
+  if (ssl != nullptr) {
+    bind_transport(SSL_get_rbio(ssl), nullptr);
+    TlsContexts::attach(ssl, nullptr);
+    // OpenSSL drops a session from the cache when the SSL is cleared or
+    // freed without our close_notify sent, TLS 1.0's rule. Since TLS 1.1 an
+    // unclean close no longer forbids resumption (RFC 5246 7.2.1), and most
+    // HTTP clients end with a FIN alone: a session whose handshake finished
+    // and that saw no error stays resumable. Fatal alerts either way have
+    // removed it already.
+    if (state_ == TlsState::established || state_ == TlsState::closed) {
+      SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
+  }
+  ssl_ = nullptr;
+  state_ = TlsState::idle;
+  return ssl;
+}
+
+TlsSession::Progress TlsSession::receive(const net::tcp::ByteSpans& ciphertext, bool ends, uint8_t* out,
+                                         uint32_t cap) noexcept {
+  Progress progress;
+  if (ssl_ == nullptr) return progress;
+  const uint32_t offered = ciphertext.len[0] + ciphertext.len[1];
+  // RFC 8446 6.1: data after a closure alert is ignored; taking it lets the
+  // TCP side drain to its FIN.
+  if (peer_closed_ || state_ == TlsState::closed) {
+    progress.ciphertext_taken = offered;
+    return progress;
+  }
+  if (state_ != TlsState::handshaking && state_ != TlsState::established) return progress;
+  // SSL_get_error reads the thread's error queue: an entry left by anything
+  // else on this worker would turn a want-read into a failure.
+  ERR_clear_error();
+  io_.offer(ciphertext, ends);
+  if (state_ == TlsState::handshaking) drive_handshake(progress);
+  if (state_ == TlsState::established && cap > 0) read_plaintext(out, cap, progress);
+  progress.ciphertext_taken = peer_closed_ ? offered : io_.taken;
+  io_.withdraw();
+  return progress;
+}
+
+void TlsSession::drive_handshake(Progress& progress) noexcept {
+  const int result = SSL_do_handshake(ssl_);
+  if (result == 1) {
+    state_ = TlsState::established;
+    progress.handshake_done = true;
+    return;
+  }
+  const int error = SSL_get_error(ssl_, result);
+  // No new ticket on a resumed connection (unless configured): the
+  // client's ticket stays good (the session is stateful, in this worker's
+  // cache). Set before the client's Finished, after which tickets go out.
+  if (!tickets_trimmed_ && !notes_.ticket_on_resumption && SSL_session_reused(ssl_) == 1) {
+    SSL_set_num_tickets(ssl_, 0);
+    tickets_trimmed_ = true;
+  }
+  switch (error) {
+    case SSL_ERROR_WANT_READ:
+      return;
+    case SSL_ERROR_WANT_WRITE:
+      blocked_on_sink_ = true;
+      return;
+    default:
+      fail(error);
+  }
+}
+
+void TlsSession::read_plaintext(uint8_t* out, uint32_t cap, Progress& progress) noexcept {
+  while (progress.plaintext < cap) {
+    size_t n = 0;
+    const int result = SSL_read_ex(ssl_, out + progress.plaintext, cap - progress.plaintext, &n);
+    if (result == 1) {
+      progress.plaintext += static_cast<uint32_t>(n);
+      continue;
+    }
+    const int error = SSL_get_error(ssl_, result);
+    switch (error) {
+      case SSL_ERROR_WANT_READ:
+        return;
+      case SSL_ERROR_WANT_WRITE:  // answering a KeyUpdate (RFC 8446 4.6.3)
+        blocked_on_sink_ = true;
+        return;
+      case SSL_ERROR_ZERO_RETURN:
+        peer_closed_ = true;
+        if (close_sent_) state_ = TlsState::closed;
+        return;
+      default:
+        fail(error);
+        return;
+    }
+  }
+}
+
+uint32_t TlsSession::send(const uint8_t* data, uint32_t len) noexcept {
+  if (ssl_ == nullptr || state_ != TlsState::established || close_requested_ || len == 0) return 0;
+  ERR_clear_error();
+  uint32_t taken = 0;
+  if (owed_record_ > 0) {
+    // OpenSSL's rule for a write that returned WANT_WRITE: repeat it with
+    // at least as many bytes (the moving-buffer mode allows another
+    // address). The record is already encrypted; this only finishes it.
+    if (len < owed_record_) {
+      state_ = TlsState::failed;
+      failure_ = TlsFailure::internal;
+      return 0;
+    }
+    size_t n = 0;
+    const int result = SSL_write_ex(ssl_, data, owed_record_, &n);
+    if (result != 1) {
+      const int error = SSL_get_error(ssl_, result);
+      if (error == SSL_ERROR_WANT_WRITE) {
+        blocked_on_sink_ = true;
+      } else {
+        fail(error);
+      }
+      return 0;
+    }
+    taken = static_cast<uint32_t>(n);
+    owed_record_ = 0;
+  }
+  while (taken < len) {
+    const uint32_t room = io_.sink.space != nullptr ? io_.sink.space(io_.sink.context) : UINT32_MAX;
+    if (room == 0) {
+      blocked_on_sink_ = true;
+      break;
+    }
+    // Cut to the room, so the record goes whole into the TCP send buffer
+    // and nothing waits inside OpenSSL. Room for less than a record's
+    // overhead: a record goes anyway, the sink refuses its tail, and that
+    // refusal is what makes TCP call on_writable (TcpStack arms it when send
+    // takes less than offered or send_space says 0; waiting here silently
+    // would never be woken).
+    const uint32_t fit = room > kRecordOverhead ? room - kRecordOverhead : kMaxRecordPlaintext;
+    const uint32_t chunk = std::min({len - taken, kMaxRecordPlaintext, fit});
+    size_t n = 0;
+    const int result = SSL_write_ex(ssl_, data + taken, chunk, &n);
+    if (result == 1) {
+      taken += static_cast<uint32_t>(n);
+      continue;
+    }
+    const int error = SSL_get_error(ssl_, result);
+    if (error == SSL_ERROR_WANT_WRITE) {
+      // The sink took less than it promised: the record waits in OpenSSL's
+      // write buffer, owed to the next send. (If OpenSSL stopped before
+      // encrypting, at a pending handshake message, the next send simply
+      // writes the record then.)
+      owed_record_ = chunk;
+      blocked_on_sink_ = true;
+    } else if (error != SSL_ERROR_WANT_READ) {
+      fail(error);
+    }
+    break;
+  }
+  return taken;
+}
+
+bool TlsSession::on_sink_writable() noexcept {
+  if (ssl_ == nullptr) return false;
+  blocked_on_sink_ = false;
+  if (state_ != TlsState::handshaking && state_ != TlsState::established) return false;
+  ERR_clear_error();
+  io_.withdraw();
+  Progress progress;
+  if (state_ == TlsState::handshaking) {
+    drive_handshake(progress);
+  } else if (SSL_in_init(ssl_) == 1) {
+    // A post-handshake message (KeyUpdate answer) waiting for room.
+    const int result = SSL_do_handshake(ssl_);
+    if (result != 1) {
+      const int error = SSL_get_error(ssl_, result);
+      if (error == SSL_ERROR_WANT_WRITE) {
+        blocked_on_sink_ = true;
+      } else if (error != SSL_ERROR_WANT_READ) {
+        fail(error);
+      }
+    }
+  }
+  if (state_ == TlsState::established && close_requested_ && !close_sent_) drive_shutdown();
+  return progress.handshake_done;
+}
+
+bool TlsSession::close() noexcept {
+  if (ssl_ == nullptr || state_ != TlsState::established || owed_record_ > 0) return false;
+  if (close_requested_) return true;
+  close_requested_ = true;
+  ERR_clear_error();
+  drive_shutdown();
+  return true;
+}
+
+void TlsSession::drive_shutdown() noexcept {
+  if (SSL_in_init(ssl_) == 1) {
+    // SSL_shutdown refuses while a post-handshake message is unfinished;
+    // on_sink_writable comes back here once it is out.
+    blocked_on_sink_ = true;
+    return;
+  }
+  const int result = SSL_shutdown(ssl_);
+  if (result >= 0) {
+    // 0: our close_notify is out; 1: and the peer's came before.
+    close_sent_ = true;
+    if (result == 1 || peer_closed_) state_ = TlsState::closed;
+    return;
+  }
+  const int error = SSL_get_error(ssl_, result);
+  if (error == SSL_ERROR_WANT_WRITE) {
+    blocked_on_sink_ = true;
+    return;
+  }
+  fail(error);
+}
+
+void TlsSession::fail(int ssl_error) noexcept {
+  state_ = TlsState::failed;
+  error_code_ = ERR_peek_error();
+  // End of stream first: OpenSSL answers it with a decode_error alert of
+  // its own, which is a consequence, not the cause.
+  if (io_.end_reached || ssl_error == SSL_ERROR_SYSCALL) {
+    failure_ = TlsFailure::truncated;
+  } else if (notes_.alert_sent != HandshakeNotes::kNoAlert && notes_.alert_sent_fatal) {
+    failure_ = TlsFailure::local_alert;
+  } else if (notes_.alert_received != HandshakeNotes::kNoAlert && notes_.alert_received_fatal) {
+    failure_ = TlsFailure::peer_alert;
+  } else {
+    failure_ = TlsFailure::internal;
+  }
+  ERR_clear_error();
+}
+
+bool TlsSession::has_buffered_input() const noexcept {
+  return ssl_ != nullptr && state_ == TlsState::established && !peer_closed_ && SSL_has_pending(ssl_) == 1;
+}
+
+const char* TlsSession::error_reason() const noexcept {
+  return error_code_ != 0 ? ERR_reason_error_string(error_code_) : nullptr;
+}
+
+std::string_view TlsSession::alpn() const noexcept {
+  if (ssl_ == nullptr) return {};
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_, &data, &len);
+  return {reinterpret_cast<const char*>(data), len};
+}
+
+const char* TlsSession::version_name() const noexcept { return ssl_ != nullptr ? SSL_get_version(ssl_) : ""; }
+
+int TlsSession::version() const noexcept { return ssl_ != nullptr ? SSL_version(ssl_) : 0; }
+
+const char* TlsSession::cipher_name() const noexcept {
+  return ssl_ != nullptr ? SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)) : "";
+}
+
+bool TlsSession::resumed() const noexcept { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+
+X509* TlsSession::client_certificate() const noexcept {
+  return ssl_ != nullptr ? SSL_get0_peer_certificate(ssl_) : nullptr;
+}
+
+STACK_OF(X509) * TlsSession::client_chain() const noexcept {
+  return ssl_ != nullptr ? SSL_get_peer_cert_chain(ssl_) : nullptr;
+}
+
+long TlsSession::verify_result() const noexcept {
+  return ssl_ != nullptr ? SSL_get_verify_result(ssl_) : X509_V_ERR_UNSPECIFIED;
+}
+
+void TlsSession::fill_session_facts(const TlsContexts& contexts, ClientIdentity& identity) const {
+  identity.presented = client_cert_presented();
+  identity.verified = client_verified();
+  identity.tls_version = version_name();
+  identity.cipher = cipher_name();
+  identity.sni = sni();
+  identity.alpn = alpn();
+  if (notes_.host < contexts.host_count()) {
+    const TlsContexts::Host& host = contexts.host(notes_.host);
+    identity.sig_alg = host.cert_sig_alg;
+    identity.key_alg = host.cert_key_alg;
+  }
+}
+
+}  // namespace mtlsgw::tls
