@@ -38,15 +38,19 @@
 //   as Linux's delayed ACK sends them). The counters split the TSC ticks
 //   between the two halves.
 // - Baselines: BM_CopyOnly (memcpy of one payload, at the offsets the stack
-//   copies between), BM_ChecksumOnly (rte_raw_cksum, the function the stack
-//   calls, over 1448 bytes and over the 1480 bytes of a full segment).
+//   copies between), BM_ChecksumOnly (DPDK's rte_raw_cksum, which the stack
+//   used before checksum.h, over 1448 bytes and over the 1480 bytes of a full
+//   segment), BM_Checksum/<variant> and BM_ChecksumCopy/<variant> (each
+//   variant of checksum.h this CPU runs; the stack uses the last listed).
 //
 // What is left out: the NIC and the PMD (rx/tx bursts, mbuf alloc/free:
 // BenchIo below recycles a LIFO pool), and on this machine net_tap's system
 // call per packet, which alone costs several times a whole segment here.
 //
 // cycles_* counters are TSC ticks read with rdtsc (reference cycles at a
-// constant rate, see docs/benchmarks.md), not core clock cycles. After each
+// constant rate, see docs/benchmarks.md), not core clock cycles: over the
+// whole loop, and *_p50, the median over batches of a few microseconds,
+// which leaves out the time slices other processes take. After each
 // loop the benchmark checks that every segment took the intended path
 // (bytes in or out exactly as many, ACKs exactly as many, no drop, no
 // retransmission, the last frame on the wire as expected); otherwise the
@@ -56,12 +60,14 @@
 #include <rte_ip.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/siphash.h"
+#include "dataplane/net/checksum.h"
 #include "dataplane/net/frame.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/stack_counters.h"
@@ -521,6 +527,36 @@ void report_per(benchmark::State& state, const char* name, uint64_t ticks, uint6
   state.counters[name] = benchmark::Counter(per);
 }
 
+// TSC ticks of each batch of a loop (kReceiveBatch received segments, one
+// flight sent or its ACKs). The median batch over `count` items is the
+// figure for a shared machine: a batch lasts microseconds, so the other
+// sessions' time slices (milliseconds) and the hypervisor's preemptions land
+// in a few batches, which the median leaves out, whereas they inflate the
+// mean over the loop (cycles_per_segment) by up to a factor of two here.
+class BatchTicks {
+ public:
+  // Batches of items_per_batch items; at most max_iterations / min_items of
+  // them (reserved up front: no allocation inside the timed loop).
+  BatchTicks(const benchmark::State& state, uint64_t items_per_batch, uint64_t min_items)
+      : per_batch_(items_per_batch) {
+    ticks_.reserve(static_cast<size_t>(state.max_iterations) / min_items + 1);
+  }
+  void add(uint64_t ticks) { ticks_.push_back(ticks); }
+  // The median batch, per item.
+  void report(benchmark::State& state, const char* name) {
+    if (ticks_.empty()) return;
+    auto middle = ticks_.begin() + static_cast<std::ptrdiff_t>(ticks_.size() / 2);
+    std::nth_element(ticks_.begin(), middle, ticks_.end());
+    state.counters[name] =
+        benchmark::Counter(static_cast<double>(*middle) / static_cast<double>(per_batch_));
+  }
+  uint64_t items_per_batch() const noexcept { return per_batch_; }
+
+ private:
+  uint64_t per_batch_;
+  std::vector<uint64_t> ticks_;
+};
+
 // --- receive --------------------------------------------------------------
 
 uint32_t peer_seq_of(uint64_t segment) noexcept {
@@ -554,14 +590,23 @@ void run_receive(benchmark::State& state, bool reordered) {
 
   const Snapshot before(g);
   const uint64_t first = next;
+  // 64 segments: whole pairs, about 20 us.
+  BatchTicks batches(state, 64, 64);
   const TscMeter tsc;
+  uint64_t batch_start = __rdtsc();
   for (auto _ : state) {
     receive_step(g, ring, reordered ? next ^ 1 : next, (next & 1) != 0);
     ++next;
+    if ((next - first) % batches.items_per_batch() == 0) {
+      const uint64_t now = __rdtsc();
+      batches.add(now - batch_start);
+      batch_start = now;
+    }
   }
   const uint64_t ticks = tsc.elapsed();
   const uint64_t timed = next - first;
   report_per(state, "cycles_per_segment", ticks, timed);
+  batches.report(state, "cycles_per_segment_p50");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
 
@@ -651,6 +696,8 @@ void BM_TcpSend(benchmark::State& state) {
   uint64_t send_ticks = 0;
   uint64_t ack_ticks = 0;
   uint64_t flight_start = 0;
+  BatchTicks send_flights(state, kSendBatch, kSendBatch);
+  BatchTicks ack_flights(state, kSendBatch / per_ack, kSendBatch);
   const TscMeter tsc;
   for (auto _ : state) {
     if ((sent - first) % kSendBatch == 0) flight_start = __rdtsc();
@@ -662,6 +709,8 @@ void BM_TcpSend(benchmark::State& state) {
       const uint64_t acked_at = __rdtsc();
       send_ticks += sent_at - flight_start;
       ack_ticks += acked_at - sent_at;
+      send_flights.add(sent_at - flight_start);
+      ack_flights.add(acked_at - sent_at);
     }
   }
   const uint64_t ticks = tsc.elapsed();
@@ -670,6 +719,8 @@ void BM_TcpSend(benchmark::State& state) {
   report_per(state, "cycles_per_segment", ticks, timed);
   report_per(state, "cycles_send_per_segment", send_ticks, timed_flights * kSendBatch);
   report_per(state, "cycles_per_ack", ack_ticks, timed_flights * (kSendBatch / per_ack));
+  send_flights.report(state, "cycles_send_per_segment_p50");
+  ack_flights.report(state, "cycles_per_ack_p50");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
 
@@ -742,6 +793,48 @@ void BM_ChecksumOnly(benchmark::State& state) {
 }
 BENCHMARK(BM_ChecksumOnly)->ArgName("len")->Arg(kPayload)->Arg(kFullSegmentLen);
 
+// The stack's own checksum (dataplane/net/checksum.h), each implementation
+// this CPU runs, over the same bytes as BM_ChecksumOnly; registered from main()
+// once the implementations are known. The one the stack uses is the last.
+void BM_Checksum(benchmark::State& state, const net::ChecksumImpl* impl) {
+  const auto len = static_cast<size_t>(state.range(0));
+  const PeerRing frame(peer_frame(TcpFields{}, timestamps(0, 0), pattern(kPayload)), 1, kSeqAt);
+  const uint8_t* const src = frame.data(0) + kTcpAt;
+  const TscMeter tsc;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(src);
+    uint16_t sum = impl->sum(src, len);
+    benchmark::DoNotOptimize(sum);
+  }
+  report_per(state, "cycles_per_segment", tsc.elapsed(), static_cast<uint64_t>(state.iterations()));
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(len));
+  if (impl->sum(src, len) != rte_raw_cksum(src, len)) fail(state, "the sum differs from DPDK's");
+}
+
+// Copy and sum in one pass (what the send path does from the send buffer
+// into the frame), against BM_CopyOnly + BM_Checksum of the same length.
+void BM_ChecksumCopy(benchmark::State& state, const net::ChecksumImpl* impl) {
+  const auto len = static_cast<size_t>(state.range(0));
+  const PeerRing frame(peer_frame(TcpFields{}, timestamps(0, 0), pattern(len)), 1, kSeqAt);
+  std::vector<Slot> ring(64 * 1024 / sizeof(Slot));
+  const uint8_t* const src = frame.data(0) + kPayloadAt;
+  uint8_t* const dst = ring.front().bytes;
+  const TscMeter tsc;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(src);
+    uint16_t sum = impl->copy(dst, src, len);
+    benchmark::DoNotOptimize(sum);
+    benchmark::ClobberMemory();
+  }
+  report_per(state, "cycles_per_segment", tsc.elapsed(), static_cast<uint64_t>(state.iterations()));
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(len));
+  if (impl->copy(dst, src, len) != rte_raw_cksum(src, len) || std::memcmp(dst, src, len) != 0) {
+    fail(state, "the copy or its sum is wrong");
+  }
+}
+
 // What the harness itself adds to each received frame: the re-stamp of the
 // sequence number (RFC 1624 update) and the release back to BenchIo.
 void BM_PeerFrameOnly(benchmark::State& state) {
@@ -769,6 +862,15 @@ BENCHMARK(BM_PeerFrameOnly);
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (const net::ChecksumImpl& impl : net::checksum_impls()) {
+    benchmark::RegisterBenchmark((std::string("BM_Checksum/") + impl.name).c_str(), BM_Checksum, &impl)
+        ->ArgName("len")
+        ->Arg(kFullSegmentLen);
+    benchmark::RegisterBenchmark((std::string("BM_ChecksumCopy/") + impl.name).c_str(),
+                                 BM_ChecksumCopy, &impl)
+        ->ArgName("len")
+        ->Arg(kPayload);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
