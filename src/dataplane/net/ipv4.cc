@@ -20,7 +20,9 @@ Rejection parse(const uint8_t* data, uint16_t len, Header& out) noexcept {
     return DropReason::ipv4_bad_total_length;
   }
   // A correct header sums to 0xffff including its checksum field (RFC 1071).
-  if (checksum(data, out.header_len) != 0xffff) return DropReason::ipv4_bad_checksum;
+  const uint16_t sum =
+      out.header_len == kMinHeaderLen ? checksum20(data) : checksum(data, out.header_len);
+  if (sum != 0xffff) return DropReason::ipv4_bad_checksum;
   const uint16_t flags_fragment = load_be16(data + 6);
   const bool more_fragments = (flags_fragment & 0x2000) != 0;
   const uint16_t fragment_offset = flags_fragment & 0x1fff;
