@@ -8,7 +8,11 @@ two (docs/benchmarks.md), so two builds are only compared within one run:
 each round runs every binary once, in turn, pinned to the same CPU, with
 --benchmark_repetitions (default 3); a round's value for a counter is the
 median of its repetitions, and the table gives, per binary, the median over
-the rounds, the range of the rounds, and the ratio to the first binary.
+the rounds, the range of the rounds, and the ratios to the first binary of
+the medians and of the minimums. The minimum matters here: these vCPUs run
+at two speeds about 1.5x apart (a busy sibling thread or host, presumably),
+so a round's figures are either "fast" or "slow", and the minimum over
+enough rounds is the undisturbed figure of each binary.
 Counters compared: real_time, cpu_time and every user counter whose name
 starts with "cycles". Exits non-zero if any run fails (tcp_bench and
 net_bench exit non-zero when a segment went another way than intended).
@@ -64,11 +68,11 @@ def main():
     for label, _ in labelled:
         header += ' | %-24s' % (label + ': median [range]')
         if label != first:
-            header += ' %6s' % 'ratio'
+            header += ' %13s' % 'ratio med/min'
     print(header)
     for key in keys:
         line = '%-56s' % ('%s  %s' % key)
-        base = statistics.median(rounds[first][key]) if rounds[first][key] else None
+        base = rounds[first][key]
         for label, _ in labelled:
             values = rounds[label][key]
             if not values:
@@ -77,7 +81,8 @@ def main():
             median = statistics.median(values)
             line += ' | %-24s' % ('%.1f [%.1f-%.1f]' % (median, min(values), max(values)))
             if label != first:
-                line += ' %6s' % ('%.2f' % (median / base) if base else '-')
+                line += ' %13s' % ('%.2f / %.2f' % (median / statistics.median(base), min(values) / min(base))
+                                   if base and min(base) > 0 else '-')
         print(line)
 
 
