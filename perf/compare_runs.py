@@ -14,7 +14,7 @@ at two speeds about 1.5x apart (a busy sibling thread or host, presumably),
 so a round's figures are either "fast" or "slow", and the minimum over
 enough rounds is the undisturbed figure of each binary.
 Counters compared: real_time, cpu_time and every user counter whose name
-starts with "cycles". Exits non-zero if any run fails (tcp_bench and
+starts with "cycles" or "core_". Exits non-zero if any run fails (tcp_bench and
 net_bench exit non-zero when a segment went another way than intended).
 """
 
@@ -40,7 +40,7 @@ def run_once(binary, pattern, cpu, repetitions):
         if row.get('run_type') != wanted or (wanted == 'aggregate' and row.get('aggregate_name') != 'median'):
             continue
         for key, value in row.items():
-            if key in ('real_time', 'cpu_time') or key.startswith('cycles'):
+            if key in ('real_time', 'cpu_time') or key.startswith(('cycles', 'core_')):
                 values[(row['run_name'], key)] = value
     return values
 

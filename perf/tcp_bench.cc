@@ -533,34 +533,69 @@ void report_per(benchmark::State& state, const char* name, uint64_t ticks, uint6
   state.counters[name] = benchmark::Counter(per);
 }
 
-// TSC ticks of each batch of a loop (kReceiveBatch received segments, one
-// flight sent or its ACKs). The median batch over `count` items is the
-// figure for a shared machine: a batch lasts microseconds, so the other
-// sessions' time slices (milliseconds) and the hypervisor's preemptions land
-// in a few batches, which the median leaves out, whereas they inflate the
-// mean over the loop (cycles_per_segment) by up to a factor of two here.
+// Core clock cycles per TSC tick, now: a chain of dependent adds retires one
+// add per core cycle. The core clock of these vCPUs is not the TSC's: it was
+// measured between 0.96 and 1.6 cycles per tick, and it moves between such
+// levels while a benchmark runs, so the harness measures it next to every
+// batch. 8192 adds: ~2.5 to 4 us; rdtsc's own skew is under 1 % of that.
+double core_cycles_per_tick() noexcept {
+  constexpr int kAddsPerRound = 4;
+  constexpr int kRounds = 2048;
+  uint64_t chain = 0;
+  const uint64_t start = __rdtsc();
+  for (int i = 0; i < kRounds; ++i) {
+    asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(chain));
+  }
+  const uint64_t ticks = __rdtsc() - start;
+  return static_cast<double>(kAddsPerRound * kRounds) / static_cast<double>(ticks == 0 ? 1 : ticks);
+}
+
+// TSC ticks of each batch of a loop (64 received segments, one flight sent
+// or its ACKs), with the core clock measured right after it. The median
+// batch is the figure for a shared machine: a batch lasts microseconds, so
+// the other sessions' time slices (milliseconds) and the hypervisor's
+// preemptions land in a few batches, which the median leaves out, whereas
+// they inflate the mean over the loop (cycles_per_segment) by up to a
+// factor of three here. In core cycles (ticks x core cycles per tick of the
+// batch) the median is also free of the clock's changes.
 class BatchTicks {
  public:
   // Batches of items_per_batch items; at most max_iterations / min_items of
   // them (reserved up front: no allocation inside the timed loop).
   BatchTicks(const benchmark::State& state, uint64_t items_per_batch, uint64_t min_items)
       : per_batch_(items_per_batch) {
-    ticks_.reserve(static_cast<size_t>(state.max_iterations) / min_items + 1);
+    const size_t most = static_cast<size_t>(state.max_iterations) / min_items + 1;
+    ticks_.reserve(most);
+    core_cycles_.reserve(most);
+    clock_.reserve(most);
   }
-  void add(uint64_t ticks) { ticks_.push_back(ticks); }
-  // The median batch, per item.
-  void report(benchmark::State& state, const char* name) {
+  void add(uint64_t ticks, double core_per_tick) {
+    ticks_.push_back(static_cast<double>(ticks));
+    core_cycles_.push_back(static_cast<double>(ticks) * core_per_tick);
+    clock_.push_back(core_per_tick);
+  }
+  // The median batch per item, in TSC ticks (name) and in core cycles
+  // ("core_" + name); with clock_name, the median core cycles per tick.
+  void report(benchmark::State& state, const std::string& name, const char* clock_name = nullptr) {
     if (ticks_.empty()) return;
-    auto middle = ticks_.begin() + static_cast<std::ptrdiff_t>(ticks_.size() / 2);
-    std::nth_element(ticks_.begin(), middle, ticks_.end());
-    state.counters[name] =
-        benchmark::Counter(static_cast<double>(*middle) / static_cast<double>(per_batch_));
+    const double per = static_cast<double>(per_batch_);
+    state.counters[name] = benchmark::Counter(median(ticks_) / per);
+    state.counters["core_" + name] = benchmark::Counter(median(core_cycles_) / per);
+    if (clock_name != nullptr) state.counters[clock_name] = benchmark::Counter(median(clock_));
   }
   uint64_t items_per_batch() const noexcept { return per_batch_; }
 
  private:
+  static double median(std::vector<double>& v) {
+    auto middle = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    std::nth_element(v.begin(), middle, v.end());
+    return *middle;
+  }
+
   uint64_t per_batch_;
-  std::vector<uint64_t> ticks_;
+  std::vector<double> ticks_;
+  std::vector<double> core_cycles_;
+  std::vector<double> clock_;
 };
 
 // --- receive --------------------------------------------------------------
@@ -598,21 +633,23 @@ void run_receive(benchmark::State& state, bool reordered) {
   const uint64_t first = next;
   // 64 segments: whole pairs, about 20 us.
   BatchTicks batches(state, 64, 64);
+  uint64_t calibration_ticks = 0;  // left out of the loop's total
   const TscMeter tsc;
   uint64_t batch_start = __rdtsc();
   for (auto _ : state) {
     receive_step(g, ring, reordered ? next ^ 1 : next, (next & 1) != 0);
     ++next;
     if ((next - first) % batches.items_per_batch() == 0) {
-      const uint64_t now = __rdtsc();
-      batches.add(now - batch_start);
-      batch_start = now;
+      const uint64_t end = __rdtsc();
+      batches.add(end - batch_start, core_cycles_per_tick());
+      batch_start = __rdtsc();
+      calibration_ticks += batch_start - end;
     }
   }
-  const uint64_t ticks = tsc.elapsed();
+  const uint64_t ticks = tsc.elapsed() - calibration_ticks;
   const uint64_t timed = next - first;
   report_per(state, "cycles_per_segment", ticks, timed);
-  batches.report(state, "cycles_per_segment_p50");
+  batches.report(state, "cycles_per_segment_p50", "core_per_tsc");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
 
@@ -704,6 +741,7 @@ void BM_TcpSend(benchmark::State& state) {
   uint64_t flight_start = 0;
   BatchTicks send_flights(state, kSendBatch, kSendBatch);
   BatchTicks ack_flights(state, kSendBatch / per_ack, kSendBatch);
+  uint64_t calibration_ticks = 0;  // left out of the loop's total
   const TscMeter tsc;
   for (auto _ : state) {
     if ((sent - first) % kSendBatch == 0) flight_start = __rdtsc();
@@ -715,17 +753,19 @@ void BM_TcpSend(benchmark::State& state) {
       const uint64_t acked_at = __rdtsc();
       send_ticks += sent_at - flight_start;
       ack_ticks += acked_at - sent_at;
-      send_flights.add(sent_at - flight_start);
-      ack_flights.add(acked_at - sent_at);
+      const double clock = core_cycles_per_tick();
+      send_flights.add(sent_at - flight_start, clock);
+      ack_flights.add(acked_at - sent_at, clock);
+      calibration_ticks += __rdtsc() - acked_at;
     }
   }
-  const uint64_t ticks = tsc.elapsed();
+  const uint64_t ticks = tsc.elapsed() - calibration_ticks;
   const uint64_t timed = sent - first;
   const uint64_t timed_flights = timed / kSendBatch;
   report_per(state, "cycles_per_segment", ticks, timed);
   report_per(state, "cycles_send_per_segment", send_ticks, timed_flights * kSendBatch);
   report_per(state, "cycles_per_ack", ack_ticks, timed_flights * (kSendBatch / per_ack));
-  send_flights.report(state, "cycles_send_per_segment_p50");
+  send_flights.report(state, "cycles_send_per_segment_p50", "core_per_tsc");
   ack_flights.report(state, "cycles_per_ack_p50");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
