@@ -41,7 +41,7 @@
 //   copies between), BM_ChecksumOnly (DPDK's rte_raw_cksum, which the stack
 //   used before checksum.h, over 1448 bytes and over the 1480 bytes of a full
 //   segment), BM_Checksum/<variant> and BM_ChecksumCopy/<variant> (each
-//   variant of checksum.h this CPU runs; the stack uses the last listed).
+//   variant of checksum.h this CPU runs; the stack uses checksum_impl()).
 //
 // What is left out: the NIC and the PMD (rx/tx bursts, mbuf alloc/free:
 // BenchIo below recycles a LIFO pool), and on this machine net_tap's system
@@ -842,7 +842,7 @@ BENCHMARK(BM_ChecksumOnly)->ArgName("len")->Arg(kPayload)->Arg(kFullSegmentLen);
 #ifdef TCP_BENCH_HAS_CHECKSUM_H
 // The stack's own checksum (dataplane/net/checksum.h), each implementation
 // this CPU runs, over the same bytes as BM_ChecksumOnly; registered from main()
-// once the implementations are known. The one the stack uses is the last.
+// once the implementations are known. The stack uses checksum_impl().
 void BM_Checksum(benchmark::State& state, const net::ChecksumImpl* impl) {
   const auto len = static_cast<size_t>(state.range(0));
   const PeerRing frame(peer_frame(TcpFields{}, timestamps(0, 0), pattern(kPayload)), 1, kSeqAt);

@@ -147,7 +147,8 @@ struct ChecksumImpl {
 // Every implementation this CPU can run, the portable ones first.
 std::span<const ChecksumImpl> checksum_impls() noexcept;
 
-// The one checksum() and checksum_copy() use.
+// The one checksum() and checksum_copy() use: the widest listed, but for
+// AVX-512 on cores whose clock drops with it (checksum.cc).
 const ChecksumImpl& checksum_impl() noexcept;
 
 }  // namespace mtlsgw::net

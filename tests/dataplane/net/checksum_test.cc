@@ -64,8 +64,10 @@ TEST(Checksum, PortableAndBestImplementationsAreListed) {
   ASSERT_GE(impls.size(), 2u);
   EXPECT_STREQ(impls[0].name, "scalar");
   EXPECT_STREQ(impls[1].name, "sse2");
-  // The dispatcher takes the widest the CPU has: the last one listed.
-  EXPECT_EQ(&checksum_impl(), &impls.back());
+  // The dispatcher takes the widest the CPU has, the last one listed, but
+  // for AVX-512 on a core without AVX512-VBMI2 (one whose clock drops).
+  const bool skip_avx512 = impls.size() == 4 && !__builtin_cpu_supports("avx512vbmi2");
+  EXPECT_EQ(&checksum_impl(), &impls[impls.size() - (skip_avx512 ? 2 : 1)]);
 }
 
 TEST(Checksum, AgreesWithTheReferenceForEveryShortLengthAndAlignment) {
