@@ -38,15 +38,19 @@
 //   as Linux's delayed ACK sends them). The counters split the TSC ticks
 //   between the two halves.
 // - Baselines: BM_CopyOnly (memcpy of one payload, at the offsets the stack
-//   copies between), BM_ChecksumOnly (rte_raw_cksum, the function the stack
-//   calls, over 1448 bytes and over the 1480 bytes of a full segment).
+//   copies between), BM_ChecksumOnly (DPDK's rte_raw_cksum, which the stack
+//   used before checksum.h, over 1448 bytes and over the 1480 bytes of a full
+//   segment), BM_Checksum/<variant> and BM_ChecksumCopy/<variant> (each
+//   variant of checksum.h this CPU runs; the stack uses checksum_impl()).
 //
 // What is left out: the NIC and the PMD (rx/tx bursts, mbuf alloc/free:
 // BenchIo below recycles a LIFO pool), and on this machine net_tap's system
 // call per packet, which alone costs several times a whole segment here.
 //
 // cycles_* counters are TSC ticks read with rdtsc (reference cycles at a
-// constant rate, see docs/benchmarks.md), not core clock cycles. After each
+// constant rate, see docs/benchmarks.md), not core clock cycles: over the
+// whole loop, and *_p50, the median over batches of a few microseconds,
+// which leaves out the time slices other processes take. After each
 // loop the benchmark checks that every segment took the intended path
 // (bytes in or out exactly as many, ACKs exactly as many, no drop, no
 // retransmission, the last frame on the wire as expected); otherwise the
@@ -56,12 +60,20 @@
 #include <rte_ip.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/siphash.h"
+// checksum.h arrived with the fast checksums; without it (a tree from before,
+// built with this file for a side-by-side comparison, docs/benchmarks.md)
+// its rows are left out and everything else is the same.
+#if __has_include("dataplane/net/checksum.h")
+#include "dataplane/net/checksum.h"
+#define TCP_BENCH_HAS_CHECKSUM_H 1
+#endif
 #include "dataplane/net/frame.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/stack_counters.h"
@@ -521,6 +533,71 @@ void report_per(benchmark::State& state, const char* name, uint64_t ticks, uint6
   state.counters[name] = benchmark::Counter(per);
 }
 
+// Core clock cycles per TSC tick, now: a chain of dependent adds retires one
+// add per core cycle. The core clock of these vCPUs is not the TSC's: it was
+// measured between 0.96 and 1.6 cycles per tick, and it moves between such
+// levels while a benchmark runs, so the harness measures it next to every
+// batch. 8192 adds: ~2.5 to 4 us; rdtsc's own skew is under 1 % of that.
+double core_cycles_per_tick() noexcept {
+  constexpr int kAddsPerRound = 4;
+  constexpr int kRounds = 2048;
+  uint64_t chain = 0;
+  const uint64_t start = __rdtsc();
+  for (int i = 0; i < kRounds; ++i) {
+    asm volatile("add $1, %0\n\tadd $1, %0\n\tadd $1, %0\n\tadd $1, %0" : "+r"(chain));
+  }
+  const uint64_t ticks = __rdtsc() - start;
+  return static_cast<double>(kAddsPerRound * kRounds) / static_cast<double>(ticks == 0 ? 1 : ticks);
+}
+
+// TSC ticks of each batch of a loop (64 received segments, one flight sent
+// or its ACKs), with the core clock measured right after it. The median
+// batch is the figure for a shared machine: a batch lasts microseconds, so
+// the other sessions' time slices (milliseconds) and the hypervisor's
+// preemptions land in a few batches, which the median leaves out, whereas
+// they inflate the mean over the loop (cycles_per_segment) by up to a
+// factor of three here. In core cycles (ticks x core cycles per tick of the
+// batch) the median is also free of the clock's changes.
+class BatchTicks {
+ public:
+  // Batches of items_per_batch items; at most max_iterations / min_items of
+  // them (reserved up front: no allocation inside the timed loop).
+  BatchTicks(const benchmark::State& state, uint64_t items_per_batch, uint64_t min_items)
+      : per_batch_(items_per_batch) {
+    const size_t most = static_cast<size_t>(state.max_iterations) / min_items + 1;
+    ticks_.reserve(most);
+    core_cycles_.reserve(most);
+    clock_.reserve(most);
+  }
+  void add(uint64_t ticks, double core_per_tick) {
+    ticks_.push_back(static_cast<double>(ticks));
+    core_cycles_.push_back(static_cast<double>(ticks) * core_per_tick);
+    clock_.push_back(core_per_tick);
+  }
+  // The median batch per item, in TSC ticks (name) and in core cycles
+  // ("core_" + name); with clock_name, the median core cycles per tick.
+  void report(benchmark::State& state, const std::string& name, const char* clock_name = nullptr) {
+    if (ticks_.empty()) return;
+    const double per = static_cast<double>(per_batch_);
+    state.counters[name] = benchmark::Counter(median(ticks_) / per);
+    state.counters["core_" + name] = benchmark::Counter(median(core_cycles_) / per);
+    if (clock_name != nullptr) state.counters[clock_name] = benchmark::Counter(median(clock_));
+  }
+  uint64_t items_per_batch() const noexcept { return per_batch_; }
+
+ private:
+  static double median(std::vector<double>& v) {
+    auto middle = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+    std::nth_element(v.begin(), middle, v.end());
+    return *middle;
+  }
+
+  uint64_t per_batch_;
+  std::vector<double> ticks_;
+  std::vector<double> core_cycles_;
+  std::vector<double> clock_;
+};
+
 // --- receive --------------------------------------------------------------
 
 uint32_t peer_seq_of(uint64_t segment) noexcept {
@@ -554,14 +631,25 @@ void run_receive(benchmark::State& state, bool reordered) {
 
   const Snapshot before(g);
   const uint64_t first = next;
+  // 64 segments: whole pairs, about 20 us.
+  BatchTicks batches(state, 64, 64);
+  uint64_t calibration_ticks = 0;  // left out of the loop's total
   const TscMeter tsc;
+  uint64_t batch_start = __rdtsc();
   for (auto _ : state) {
     receive_step(g, ring, reordered ? next ^ 1 : next, (next & 1) != 0);
     ++next;
+    if ((next - first) % batches.items_per_batch() == 0) {
+      const uint64_t end = __rdtsc();
+      batches.add(end - batch_start, core_cycles_per_tick());
+      batch_start = __rdtsc();
+      calibration_ticks += batch_start - end;
+    }
   }
-  const uint64_t ticks = tsc.elapsed();
+  const uint64_t ticks = tsc.elapsed() - calibration_ticks;
   const uint64_t timed = next - first;
   report_per(state, "cycles_per_segment", ticks, timed);
+  batches.report(state, "cycles_per_segment_p50", "core_per_tsc");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
 
@@ -651,6 +739,9 @@ void BM_TcpSend(benchmark::State& state) {
   uint64_t send_ticks = 0;
   uint64_t ack_ticks = 0;
   uint64_t flight_start = 0;
+  BatchTicks send_flights(state, kSendBatch, kSendBatch);
+  BatchTicks ack_flights(state, kSendBatch / per_ack, kSendBatch);
+  uint64_t calibration_ticks = 0;  // left out of the loop's total
   const TscMeter tsc;
   for (auto _ : state) {
     if ((sent - first) % kSendBatch == 0) flight_start = __rdtsc();
@@ -662,14 +753,20 @@ void BM_TcpSend(benchmark::State& state) {
       const uint64_t acked_at = __rdtsc();
       send_ticks += sent_at - flight_start;
       ack_ticks += acked_at - sent_at;
+      const double clock = core_cycles_per_tick();
+      send_flights.add(sent_at - flight_start, clock);
+      ack_flights.add(acked_at - sent_at, clock);
+      calibration_ticks += __rdtsc() - acked_at;
     }
   }
-  const uint64_t ticks = tsc.elapsed();
+  const uint64_t ticks = tsc.elapsed() - calibration_ticks;
   const uint64_t timed = sent - first;
   const uint64_t timed_flights = timed / kSendBatch;
   report_per(state, "cycles_per_segment", ticks, timed);
   report_per(state, "cycles_send_per_segment", send_ticks, timed_flights * kSendBatch);
   report_per(state, "cycles_per_ack", ack_ticks, timed_flights * (kSendBatch / per_ack));
+  send_flights.report(state, "cycles_send_per_segment_p50", "core_per_tsc");
+  ack_flights.report(state, "cycles_per_ack_p50");
   state.SetItemsProcessed(static_cast<int64_t>(timed));
   state.SetBytesProcessed(static_cast<int64_t>(timed * kPayload));
 
@@ -742,6 +839,51 @@ void BM_ChecksumOnly(benchmark::State& state) {
 }
 BENCHMARK(BM_ChecksumOnly)->ArgName("len")->Arg(kPayload)->Arg(kFullSegmentLen);
 
+#ifdef TCP_BENCH_HAS_CHECKSUM_H
+// The stack's own checksum (dataplane/net/checksum.h), each implementation
+// this CPU runs, over the same bytes as BM_ChecksumOnly; registered from main()
+// once the implementations are known. The stack uses checksum_impl().
+void BM_Checksum(benchmark::State& state, const net::ChecksumImpl* impl) {
+  const auto len = static_cast<size_t>(state.range(0));
+  const PeerRing frame(peer_frame(TcpFields{}, timestamps(0, 0), pattern(kPayload)), 1, kSeqAt);
+  const uint8_t* const src = frame.data(0) + kTcpAt;
+  const TscMeter tsc;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(src);
+    uint16_t sum = impl->sum(src, len);
+    benchmark::DoNotOptimize(sum);
+  }
+  report_per(state, "cycles_per_segment", tsc.elapsed(), static_cast<uint64_t>(state.iterations()));
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(len));
+  if (impl->sum(src, len) != rte_raw_cksum(src, len)) fail(state, "the sum differs from DPDK's");
+}
+
+// Copy and sum in one pass (what the send path does from the send buffer
+// into the frame), against BM_CopyOnly + BM_Checksum of the same length.
+void BM_ChecksumCopy(benchmark::State& state, const net::ChecksumImpl* impl) {
+  const auto len = static_cast<size_t>(state.range(0));
+  const PeerRing frame(peer_frame(TcpFields{}, timestamps(0, 0), pattern(len)), 1, kSeqAt);
+  std::vector<Slot> ring(64 * 1024 / sizeof(Slot));
+  const uint8_t* const src = frame.data(0) + kPayloadAt;
+  uint8_t* const dst = ring.front().bytes;
+  const TscMeter tsc;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(src);
+    uint16_t sum = impl->copy(dst, src, len);
+    benchmark::DoNotOptimize(sum);
+    benchmark::ClobberMemory();
+  }
+  report_per(state, "cycles_per_segment", tsc.elapsed(), static_cast<uint64_t>(state.iterations()));
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(len));
+  if (impl->copy(dst, src, len) != rte_raw_cksum(src, len) || std::memcmp(dst, src, len) != 0) {
+    fail(state, "the copy or its sum is wrong");
+  }
+}
+
+#endif  // TCP_BENCH_HAS_CHECKSUM_H
+
 // What the harness itself adds to each received frame: the re-stamp of the
 // sequence number (RFC 1624 update) and the release back to BenchIo.
 void BM_PeerFrameOnly(benchmark::State& state) {
@@ -769,6 +911,17 @@ BENCHMARK(BM_PeerFrameOnly);
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef TCP_BENCH_HAS_CHECKSUM_H
+  for (const net::ChecksumImpl& impl : net::checksum_impls()) {
+    benchmark::RegisterBenchmark((std::string("BM_Checksum/") + impl.name).c_str(), BM_Checksum, &impl)
+        ->ArgName("len")
+        ->Arg(kFullSegmentLen);
+    benchmark::RegisterBenchmark((std::string("BM_ChecksumCopy/") + impl.name).c_str(),
+                                 BM_ChecksumCopy, &impl)
+        ->ArgName("len")
+        ->Arg(kPayload);
+  }
+#endif
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,9 +1,8 @@
 #include "dataplane/net/icmp.h"
 
-#include <rte_ip.h>
-
 #include <cstring>
 
+#include "dataplane/net/checksum.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/wire.h"
 
@@ -19,7 +18,7 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, const ipv
     iface.drop(frame, DropReason::icmp_truncated);
     return;
   }
-  if (rte_raw_cksum(message, message_len) != 0xffff) {
+  if (net::checksum(message, message_len) != 0xffff) {
     iface.drop(frame, DropReason::icmp_bad_checksum);
     return;
   }
@@ -42,8 +41,8 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, const ipv
   // it), so an echo never waits on ARP.
   message[0] = kTypeEchoReply;
   store_be16(message + 2, 0);
-  const uint16_t checksum = static_cast<uint16_t>(~rte_raw_cksum(message, message_len));
-  std::memcpy(message + 2, &checksum, sizeof checksum);
+  const uint16_t message_checksum = static_cast<uint16_t>(~net::checksum(message, message_len));
+  std::memcpy(message + 2, &message_checksum, sizeof message_checksum);
 
   // IP options of the request (RFC 1122 3.2.2.6: record route, timestamp)
   // are returned as received.
@@ -51,7 +50,7 @@ void input(Interface& iface, Frame frame, const ethernet::Header& eth, const ipv
   store_be32(packet + 16, ip.src);
   packet[8] = ipv4::kDefaultTtl;
   store_be16(packet + 10, 0);
-  const uint16_t ip_checksum = static_cast<uint16_t>(~rte_raw_cksum(packet, ip.header_len));
+  const uint16_t ip_checksum = static_cast<uint16_t>(~net::checksum(packet, ip.header_len));
   std::memcpy(packet + 10, &ip_checksum, sizeof ip_checksum);
 
   ethernet::write_header(frame.data, eth.src, iface.config().mac, RTE_ETHER_TYPE_IPV4);

@@ -1,7 +1,6 @@
 #include "dataplane/net/ipv4.h"
 
-#include <rte_ip.h>
-
+#include "dataplane/net/checksum.h"
 #include "dataplane/net/icmp.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/tcp_stack.h"
@@ -21,7 +20,9 @@ Rejection parse(const uint8_t* data, uint16_t len, Header& out) noexcept {
     return DropReason::ipv4_bad_total_length;
   }
   // A correct header sums to 0xffff including its checksum field (RFC 1071).
-  if (rte_raw_cksum(data, out.header_len) != 0xffff) return DropReason::ipv4_bad_checksum;
+  const uint16_t sum =
+      out.header_len == kMinHeaderLen ? checksum20(data) : checksum(data, out.header_len);
+  if (sum != 0xffff) return DropReason::ipv4_bad_checksum;
   const uint16_t flags_fragment = load_be16(data + 6);
   const bool more_fragments = (flags_fragment & 0x2000) != 0;
   const uint16_t fragment_offset = flags_fragment & 0x1fff;
@@ -35,20 +36,23 @@ Rejection parse(const uint8_t* data, uint16_t len, Header& out) noexcept {
 
 void write_header(uint8_t* at, Ipv4Address src, Ipv4Address dst, uint8_t protocol,
                   uint16_t payload_len, uint16_t id, uint8_t ttl) noexcept {
-  at[0] = 0x45;
-  at[1] = 0;
-  store_be16(at + 2, static_cast<uint16_t>(kMinHeaderLen + payload_len));
+  constexpr uint16_t kVersionIhl = 0x4500;  // version 4, 5 words, TOS 0
+  constexpr uint16_t kDontFragment = 0x4000;
+  const auto total_len = static_cast<uint16_t>(kMinHeaderLen + payload_len);
+  const auto ttl_protocol = static_cast<uint16_t>(ttl << 8 | protocol);
+  store_be16(at, kVersionIhl);
+  store_be16(at + 2, total_len);
   store_be16(at + 4, id);
-  store_be16(at + 6, 0x4000);  // DF
-  at[8] = ttl;
-  at[9] = protocol;
-  store_be16(at + 10, 0);
+  store_be16(at + 6, kDontFragment);
+  store_be16(at + 8, ttl_protocol);
   store_be32(at + 12, src);
   store_be32(at + 16, dst);
-  const uint16_t checksum = static_cast<uint16_t>(~rte_raw_cksum(at, kMinHeaderLen));
-  // The checksum is stored in network order as summed (RFC 1071 is
-  // byte-order independent), so it goes in as the raw 16-bit value.
-  std::memcpy(at + 10, &checksum, sizeof checksum);
+  // Summed from the values rather than read back from the bytes just
+  // stored (a load spanning several fresh stores waits for all of them).
+  const uint16_t sum = checksum_fold(uint64_t{kVersionIhl} + total_len + id + kDontFragment +
+                                     ttl_protocol + (src >> 16) + (src & 0xffff) + (dst >> 16) +
+                                     (dst & 0xffff));
+  store_be16(at + 10, static_cast<uint16_t>(~sum));
 }
 
 void input(Interface& iface, Frame frame, const ethernet::Header& eth, uint64_t now_us) noexcept {

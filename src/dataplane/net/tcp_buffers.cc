@@ -34,6 +34,7 @@ void ReceiveBuffer::attach(uint8_t* storage, uint32_t capacity) noexcept {
 }
 
 void ReceiveBuffer::clear() noexcept {
+  forget_placed();
   head_ = tail_ = 0;
   ooo_bytes_ = 0;
   touch_clock_ = 0;

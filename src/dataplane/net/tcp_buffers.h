@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "dataplane/net/checksum.h"
+
 namespace mtlsgw::net::tcp {
 
 // Up to two pieces because the ring may wrap; len[1] is 0 when it does not.
@@ -42,6 +44,18 @@ inline void ring_store(uint8_t* ring, uint32_t mask, uint32_t pos, const uint8_t
   }
 }
 
+// ring_store that returns the sum of the bytes (checksum.h), taken in the
+// same pass; a second piece after the wrap lies at offset `room` of the data.
+inline uint16_t ring_store_sum(uint8_t* ring, uint32_t mask, uint32_t pos, const uint8_t* src,
+                               uint32_t n) noexcept {
+  const uint32_t i = pos & mask;
+  const uint32_t room = mask + 1 - i;
+  if (n <= room) return checksum_copy(ring + i, src, n);
+  const uint16_t first = checksum_copy(ring + i, src, room);
+  const uint16_t second = checksum_copy(ring, src + room, n - room);
+  return checksum_add(first, checksum_at_offset(second, room));
+}
+
 inline void ring_load(const uint8_t* ring, uint32_t mask, uint32_t pos, uint8_t* dst,
                       uint32_t n) noexcept {
   const uint32_t i = pos & mask;
@@ -52,6 +66,18 @@ inline void ring_load(const uint8_t* ring, uint32_t mask, uint32_t pos, uint8_t*
     std::memcpy(dst, ring + i, room);
     std::memcpy(dst + room, ring, n - room);
   }
+}
+
+// ring_load that returns the sum (checksum.h) of the bytes, taken in the
+// same pass; a second piece after the wrap lies at offset `room` of the copy.
+inline uint16_t ring_load_sum(const uint8_t* ring, uint32_t mask, uint32_t pos, uint8_t* dst,
+                              uint32_t n) noexcept {
+  const uint32_t i = pos & mask;
+  const uint32_t room = mask + 1 - i;
+  if (n <= room) return checksum_copy(dst, ring + i, n);
+  const uint16_t first = checksum_copy(dst, ring + i, room);
+  const uint16_t second = checksum_copy(dst + room, ring, n - room);
+  return checksum_add(first, checksum_at_offset(second, room));
 }
 
 inline ByteSpans ring_spans(const uint8_t* ring, uint32_t mask, uint32_t pos, uint32_t n) noexcept {
@@ -95,6 +121,18 @@ class SendBuffer {
     if (offset >= held) return 0;
     const uint32_t n = len < held - offset ? len : held - offset;
     if (n != 0) buffers_detail::ring_load(storage_, mask_, una_ + offset, out, n);
+    return n;
+  }
+
+  // copy_out that also stores the sum (checksum.h) of the bytes copied in
+  // `sum` (0 when none): a segment's payload is read once on its way into
+  // the frame, not once to copy and once more to checksum.
+  uint32_t copy_out(uint32_t offset, uint8_t* out, uint32_t len, uint16_t& sum) const noexcept {
+    sum = 0;
+    const uint32_t held = size();
+    if (offset >= held) return 0;
+    const uint32_t n = len < held - offset ? len : held - offset;
+    if (n != 0) sum = buffers_detail::ring_load_sum(storage_, mask_, una_ + offset, out, n);
     return n;
   }
 
@@ -168,13 +206,38 @@ class ReceiveBuffer {
         n = window;
         r.trimmed = true;
       }
-      if (n == 0) return r;
-      buffers_detail::ring_store(storage_, mask_, tail_, data, n);
+      if (n != 0 && !(data == placed_data_ && n <= placed_len_ && tail_ == placed_at_)) {
+        buffers_detail::ring_store(storage_, mask_, tail_, data, n);
+      }
+      forget_placed();
       tail_ += n;
       r.in_order = n;
       return r;
     }
+    forget_placed();
     return insert_slow(offset, data, len);
+  }
+
+  // For a segment whose checksum is not yet known: copies its len bytes to
+  // RCV.NXT, where in-order data goes next, without making them readable,
+  // and returns their sum (checksum.h) in `sum`, so that the receive path
+  // verifies the checksum while it copies the payload: one pass over the
+  // bytes instead of two. offset as for insert(); only in-order bytes that
+  // fit the free space with no islands held are placed, otherwise nothing
+  // is copied and the result is false. A later insert() at offset 0 of the
+  // same bytes (same data pointer) only makes them readable. Every call
+  // forgets the previous placement: the receive path calls place() for
+  // every segment of the connection before its checksum is checked, so a
+  // segment that was placed but never inserted (dropped later, say) cannot
+  // be taken for a later one that arrives in the same frame buffer.
+  bool place(uint32_t offset, const uint8_t* data, uint32_t len, uint16_t& sum) noexcept {
+    forget_placed();
+    if (offset != 0 || count_ != 0 || len == 0 || len > free_space()) return false;
+    sum = buffers_detail::ring_store_sum(storage_, mask_, tail_, data, len);
+    placed_data_ = data;
+    placed_len_ = len;
+    placed_at_ = tail_;
+    return true;
   }
 
   uint32_t readable() const noexcept { return tail_ - head_; }
@@ -223,6 +286,10 @@ class ReceiveBuffer {
   };
 
   InsertResult insert_slow(uint32_t offset, const uint8_t* data, uint32_t len) noexcept;
+  void forget_placed() noexcept {
+    placed_data_ = nullptr;
+    placed_len_ = 0;
+  }
   void erase_ranges(uint8_t first, uint8_t last) noexcept;
 
   uint8_t* storage_ = nullptr;
@@ -234,6 +301,10 @@ class ReceiveBuffer {
   uint32_t touch_clock_ = 0;
   uint8_t count_ = 0;
   Range ranges_[kMaxRanges]{};  // sorted, disjoint and non-adjacent
+  // What place() copied to tail_ and insert() has not yet made readable.
+  const uint8_t* placed_data_ = nullptr;
+  uint32_t placed_len_ = 0;
+  uint32_t placed_at_ = 0;
 };
 
 }  // namespace mtlsgw::net::tcp

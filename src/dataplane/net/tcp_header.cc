@@ -1,9 +1,8 @@
 #include "dataplane/net/tcp_header.h"
 
-#include <rte_ip.h>
-
 #include <cstring>
 
+#include "dataplane/net/checksum.h"
 #include "dataplane/net/ipv4.h"
 #include "dataplane/net/wire.h"
 
@@ -30,11 +29,6 @@ constexpr uint32_t kAlignedTimestampsWord = uint32_t{kOptNop} << 24 | uint32_t{k
                                             uint32_t{kOptTimestamps} << 8 | kOptTimestampsLen;
 constexpr uint16_t kAlignedTimestampsHeaderLen = kMinHeaderLen + 2 + kOptTimestampsLen;
 
-constexpr uint32_t fold(uint32_t sum) noexcept {
-  sum = (sum & 0xffff) + (sum >> 16);
-  return (sum & 0xffff) + (sum >> 16);
-}
-
 void read_timestamps(const uint8_t* value, Options& o) noexcept {
   o.has_timestamps = true;
   o.ts_value = load_be32(value);
@@ -44,8 +38,9 @@ void read_timestamps(const uint8_t* value, Options& o) noexcept {
 // The general option walk (RFC 9293 3.1 "Options"). False on a syntax error:
 // a kind other than EOL/NOP without room for its length byte, a length
 // below 2 (RFC 9293 3.2 MUST-7: a zero length must not hang the walk), or a
-// length running past the header.
-bool parse_options(const uint8_t* p, uint8_t len, bool syn, Options& o) noexcept {
+// length running past the header. Out of line: inlined, its registers made
+// every parse save and restore six of them, also on the NOP,NOP,TS path.
+[[gnu::noinline]] bool parse_options(const uint8_t* p, uint8_t len, bool syn, Options& o) noexcept {
   uint8_t at = 0;
   while (at < len) {
     const uint8_t kind = p[at];
@@ -106,29 +101,53 @@ uint8_t fixed_options_length(const Options& o) noexcept {
 
 Rejection parse(const uint8_t* data, uint16_t len, Ipv4Address src, Ipv4Address dst,
                 Segment& out) noexcept {
+  UnverifiedSegment raw;
+  if (Rejection r = parse_lengths(data, len, src, dst, raw)) return r;
+  // Checksum before anything else is believed: a corrupted segment is
+  // counted as corrupted, not as whatever its garbled fields look like.
+  if (!checksum_ok(raw, checksum(raw.payload, raw.payload_len))) return DropReason::tcp_bad_checksum;
+  return parse_verified(raw, out);
+}
+
+Rejection parse_lengths(const uint8_t* data, uint16_t len, Ipv4Address src, Ipv4Address dst,
+                        UnverifiedSegment& out) noexcept {
   if (len < kMinHeaderLen) return DropReason::tcp_truncated;
   // The low four bits of byte 12 are reserved (RFC 9293 3.1: ignored on
   // receipt; AccECN's AE bit lives there).
   const uint16_t header_len = static_cast<uint16_t>((data[kOffDataOffset] >> 4) * 4);
   if (header_len < kMinHeaderLen || header_len > len) return DropReason::tcp_bad_header_length;
-  // Checksum before anything else is believed: a corrupted segment is
-  // counted as corrupted, not as whatever its garbled fields look like.
-  // A correct segment sums to 0xffff with its checksum field (RFC 1071).
-  if (fold(pseudo_header_sum(src, dst, len) + rte_raw_cksum(data, len)) != 0xffff) {
-    return DropReason::tcp_bad_checksum;
-  }
+  out.data = data;
   out.src_port = load_be16(data);
   out.dst_port = load_be16(data + 2);
+  out.seq = load_be32(data + kOffSeq);
+  out.header_len = header_len;
+  out.payload = data + header_len;
+  out.payload_len = static_cast<uint16_t>(len - header_len);
+  // The pseudo-header's words as the checksum reads them (wire bytes as
+  // native words: a byte-swapped 32-bit address is its two words), then the
+  // header, into one accumulator folded once. header_len is a multiple of 4:
+  // the payload's sum adds to this one as it is.
+  const uint64_t pseudo = uint64_t{__builtin_bswap32(src)} + __builtin_bswap32(dst) +
+                          (uint32_t{ipv4::kProtocolTcp} << 8) + __builtin_bswap16(len);
+  out.header_sum = checksum_fold(checksum_detail::add_bytes(pseudo, data, header_len));
+  return std::nullopt;
+}
+
+Rejection parse_verified(const UnverifiedSegment& raw, Segment& out) noexcept {
+  const uint8_t* const data = raw.data;
+  const uint16_t header_len = raw.header_len;
+  out.src_port = raw.src_port;
+  out.dst_port = raw.dst_port;
   // Port 0 is reserved (RFC 6335 6): no endpoint can own it.
   if ((out.src_port == 0) | (out.dst_port == 0)) return DropReason::tcp_bad_port;
-  out.seq = load_be32(data + kOffSeq);
+  out.seq = raw.seq;
   out.ack = load_be32(data + kOffAck);
   out.flags = data[kOffFlags];
   out.window = load_be16(data + kOffWindow);
   out.urgent = load_be16(data + kOffUrgent);
   out.header_len = header_len;
-  out.payload = data + header_len;
-  out.payload_len = static_cast<uint16_t>(len - header_len);
+  out.payload = raw.payload;
+  out.payload_len = raw.payload_len;
 
   Options& o = out.options;
   o = Options{};
@@ -162,87 +181,123 @@ uint8_t options_length(const Options& o) noexcept {
                               (blocks != 0 ? 2 + kOptSackBaseLen + blocks * kSackBlockLen : 0));
 }
 
-uint16_t write_header(uint8_t* at, const HeaderFields& h, const Options& o) noexcept {
-  store_be16(at, h.src_port);
-  store_be16(at + 2, h.dst_port);
-  store_be32(at + kOffSeq, h.seq);
-  store_be32(at + kOffAck, h.ack);
-  uint8_t* p = at + kMinHeaderLen;
+namespace {
+
+// Stores big-endian words and keeps their sum (host order, unfolded), so that
+// the checksum never reads the header back: a load that spans several
+// narrower stores still in the store buffer cannot take its bytes from them
+// and waits until they reach the cache.
+class SummingWriter {
+ public:
+  explicit SummingWriter(uint8_t* at) noexcept : p_(at) {}
+  void word16(uint16_t v) noexcept {
+    store_be16(p_, v);
+    p_ += 2;
+    sum_ += v;
+  }
+  void bytes(uint8_t first, uint8_t second) noexcept {
+    word16(static_cast<uint16_t>(first << 8 | second));
+  }
+  void word32(uint32_t v) noexcept {
+    store_be32(p_, v);
+    p_ += 4;
+    sum_ += (v >> 16) + (v & 0xffff);
+  }
+  void skip(uint8_t n) noexcept { p_ += n; }
+  uint8_t* at() const noexcept { return p_; }
+  void seek(uint8_t* p) noexcept { p_ = p; }
+  uint64_t sum() const noexcept { return sum_; }
+
+ private:
+  uint8_t* p_;
+  uint64_t sum_ = 0;
+};
+
+struct Written {
+  uint16_t header_len;
+  uint64_t sum;  // of the header's words as big-endian values, checksum field 0
+};
+
+Written write_and_sum(uint8_t* at, const HeaderFields& h, const Options& o) noexcept {
+  SummingWriter w(at);
+  w.word16(h.src_port);
+  w.word16(h.dst_port);
+  w.word32(h.seq);
+  w.word32(h.ack);
+  w.skip(kMinHeaderLen - kOffDataOffset);  // data offset to urgent pointer: below
   if (o.mss != 0) {
-    p[0] = kOptMss;
-    p[1] = kOptMssLen;
-    store_be16(p + 2, o.mss);
-    p += 4;
+    w.bytes(kOptMss, kOptMssLen);
+    w.word16(o.mss);
   }
   if (o.has_timestamps) {
     // RFC 7323 Appendix A: on a SYN, SACK-permitted fills the two bytes
     // that would otherwise be NOP padding in front of TS.
     if (o.sack_permitted) {
-      p[0] = kOptSackPermitted;
-      p[1] = kOptSackPermittedLen;
+      w.bytes(kOptSackPermitted, kOptSackPermittedLen);
     } else {
-      p[0] = kOptNop;
-      p[1] = kOptNop;
+      w.bytes(kOptNop, kOptNop);
     }
-    p[2] = kOptTimestamps;
-    p[3] = kOptTimestampsLen;
-    store_be32(p + 4, o.ts_value);
-    store_be32(p + 8, o.ts_echo);
-    p += 12;
+    w.bytes(kOptTimestamps, kOptTimestampsLen);
+    w.word32(o.ts_value);
+    w.word32(o.ts_echo);
   }
   if (o.has_window_scale) {
-    p[0] = kOptNop;
-    p[1] = kOptWindowScale;
-    p[2] = kOptWindowScaleLen;
+    w.bytes(kOptNop, kOptWindowScale);
     // RFC 7323 2.3: a shift above 14 is an error; never put one on the wire.
-    p[3] = o.window_scale < kMaxWindowScale ? o.window_scale : kMaxWindowScale;
-    p += 4;
+    w.bytes(kOptWindowScaleLen, o.window_scale < kMaxWindowScale ? o.window_scale : kMaxWindowScale);
   }
   if (o.sack_permitted && !o.has_timestamps) {
-    p[0] = kOptNop;
-    p[1] = kOptNop;
-    p[2] = kOptSackPermitted;
-    p[3] = kOptSackPermittedLen;
-    p += 4;
+    w.bytes(kOptNop, kOptNop);
+    w.bytes(kOptSackPermitted, kOptSackPermittedLen);
   }
   const uint8_t blocks = sack_blocks_written(o);
   if (blocks != 0) {
-    p[0] = kOptNop;
-    p[1] = kOptNop;
-    p[2] = kOptSack;
-    p[3] = static_cast<uint8_t>(kOptSackBaseLen + blocks * kSackBlockLen);
-    p += 4;
+    w.bytes(kOptNop, kOptNop);
+    w.bytes(kOptSack, static_cast<uint8_t>(kOptSackBaseLen + blocks * kSackBlockLen));
     for (uint8_t b = 0; b < blocks; ++b) {
-      store_be32(p, o.sack[b].left);
-      store_be32(p + 4, o.sack[b].right);
-      p += kSackBlockLen;
+      w.word32(o.sack[b].left);
+      w.word32(o.sack[b].right);
     }
   }
-  const uint16_t header_len = static_cast<uint16_t>(p - at);
+  const auto header_len = static_cast<uint16_t>(w.at() - at);
+  w.seek(at + kOffDataOffset);
   // Reserved bits zero (RFC 9293 3.1); no urgent data is ever sent.
-  at[kOffDataOffset] = static_cast<uint8_t>((header_len / 4) << 4);
-  at[kOffFlags] = h.flags;
-  store_be16(at + kOffWindow, h.window);
-  store_be16(at + kOffChecksum, 0);
-  store_be16(at + kOffUrgent, 0);
-  return header_len;
+  w.bytes(static_cast<uint8_t>((header_len / 4) << 4), h.flags);
+  w.word16(h.window);
+  w.word16(0);  // checksum
+  w.word16(0);  // urgent pointer
+  return Written{header_len, w.sum()};
+}
+
+}  // namespace
+
+uint16_t write_header(uint8_t* at, const HeaderFields& h, const Options& o) noexcept {
+  return write_and_sum(at, h, o).header_len;
+}
+
+uint16_t write_header(uint8_t* at, const HeaderFields& h, const Options& o, uint16_t payload_len,
+                      uint16_t payload_sum, Ipv4Address src, Ipv4Address dst) noexcept {
+  const Written written = write_and_sum(at, h, o);
+  const auto tcp_len = static_cast<uint16_t>(written.header_len + payload_len);
+  // Header and pseudo-header in big-endian words, swapped into the native
+  // order of the payload's sum (RFC 1071 2(B)). header_len is a multiple of
+  // 4, so the payload's words line up with the header's.
+  const uint16_t header_be = checksum_fold(written.sum + (src >> 16) + (src & 0xffff) +
+                                           (dst >> 16) + (dst & 0xffff) + ipv4::kProtocolTcp +
+                                           tcp_len);
+  const auto sum = static_cast<uint16_t>(~checksum_add(__builtin_bswap16(header_be), payload_sum));
+  std::memcpy(at + kOffChecksum, &sum, sizeof sum);
+  return written.header_len;
 }
 
 void write_checksum(uint8_t* segment, uint16_t tcp_len, Ipv4Address src,
                     Ipv4Address dst) noexcept {
   store_be16(segment + kOffChecksum, 0);
-  const uint16_t checksum = static_cast<uint16_t>(
-      ~fold(pseudo_header_sum(src, dst, tcp_len) + rte_raw_cksum(segment, tcp_len)));
+  const uint16_t sum =
+      static_cast<uint16_t>(~checksum_add(pseudo_header_sum(src, dst, tcp_len), checksum(segment, tcp_len)));
   // Summed in wire order (see pseudo_header_sum), so stored as-is.
-  std::memcpy(segment + kOffChecksum, &checksum, sizeof checksum);
+  std::memcpy(segment + kOffChecksum, &sum, sizeof sum);
 }
 
-uint32_t pseudo_header_sum(Ipv4Address src, Ipv4Address dst, uint16_t tcp_len) noexcept {
-  // Summed as big-endian words, then swapped into rte_raw_cksum's order:
-  // a one's-complement sum commutes with byte swapping (RFC 1071 2(B)).
-  const uint32_t sum = fold((src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) +
-                            ipv4::kProtocolTcp + tcp_len);
-  return __builtin_bswap16(static_cast<uint16_t>(sum));
-}
 
 }  // namespace mtlsgw::net::tcp

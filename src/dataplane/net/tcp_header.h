@@ -15,7 +15,9 @@
 
 #include <cstdint>
 
+#include "dataplane/net/checksum.h"
 #include "dataplane/net/drop_reason.h"
+#include "dataplane/net/ipv4.h"
 #include "dataplane/net/ipv4_address.h"
 
 namespace mtlsgw::net::tcp {
@@ -100,6 +102,36 @@ struct Segment {
 Rejection parse(const uint8_t* data, uint16_t len, Ipv4Address src, Ipv4Address dst,
                 Segment& out) noexcept;
 
+// parse() in two steps, for a receive path that sums the payload while it
+// copies it into a connection's buffer (ReceiveBuffer::place) instead of
+// reading it once to verify and once more to copy. parse_lengths checks the
+// lengths and sums the pseudo-header and the header; the caller adds the
+// payload's sum (checksum_ok) and only then calls parse_verified for the
+// rest. Until the checksum is right, the fields below may be used to find
+// the connection and decide where the payload goes, never to act on.
+struct UnverifiedSegment {
+  const uint8_t* data = nullptr;  // the segment, as passed to parse_lengths
+  uint16_t src_port = 0;
+  uint16_t dst_port = 0;
+  uint32_t seq = 0;
+  uint16_t header_len = 0;
+  const uint8_t* payload = nullptr;
+  uint16_t payload_len = 0;
+  uint16_t header_sum = 0;  // pseudo-header and header (checksum.h), folded
+};
+
+Rejection parse_lengths(const uint8_t* data, uint16_t len, Ipv4Address src, Ipv4Address dst,
+                        UnverifiedSegment& out) noexcept;
+
+// Whether the segment's checksum is right, given the sum of its payload. A
+// correct segment sums to 0xffff with its checksum field (RFC 1071).
+inline bool checksum_ok(const UnverifiedSegment& raw, uint16_t payload_sum) noexcept {
+  return checksum_add(raw.header_sum, payload_sum) == 0xffff;
+}
+
+// The rest of parse() for a segment whose checksum_ok held.
+Rejection parse_verified(const UnverifiedSegment& raw, Segment& out) noexcept;
+
 struct HeaderFields {
   uint16_t src_port;
   uint16_t dst_port;
@@ -126,6 +158,14 @@ uint8_t options_length(const Options& o) noexcept;
 //   (without TS) | NOP,NOP,SACK blocks.
 uint16_t write_header(uint8_t* at, const HeaderFields& h, const Options& o) noexcept;
 
+// write_header with the checksum filled in, for a segment whose payload_len
+// bytes of payload are already in place after the header and were summed
+// while they were copied there (checksum_copy: payload_sum). The header's
+// share of the sum comes from the values as they are written, so neither
+// the header nor the payload is read back.
+uint16_t write_header(uint8_t* at, const HeaderFields& h, const Options& o, uint16_t payload_len,
+                      uint16_t payload_sum, Ipv4Address src, Ipv4Address dst) noexcept;
+
 // Computes the checksum over the IPv4 pseudo-header and tcp_len bytes of
 // header and payload at segment, and stores it in place (the field's old
 // value does not matter).
@@ -134,10 +174,16 @@ void write_checksum(uint8_t* segment, uint16_t tcp_len, Ipv4Address src,
 
 // The one's-complement sum of the IPv4 pseudo-header (RFC 9293 3.1: source,
 // destination, zero, protocol 6, TCP length), folded to 16 bits and not
-// complemented, in the byte order rte_raw_cksum works in (the wire bytes read
-// as native 16-bit words). It can be added to an rte_raw_cksum result, or
-// stored with memcpy into the checksum field as-is for checksum offload
+// complemented, in the byte order of checksum.h and rte_raw_cksum (the wire
+// bytes read as native 16-bit words). It can be added to a checksum() result,
+// or stored with memcpy into the checksum field as-is for checksum offload
 // (RTE_MBUF_F_TX_TCP_CKSUM expects exactly that value there).
-uint32_t pseudo_header_sum(Ipv4Address src, Ipv4Address dst, uint16_t tcp_len) noexcept;
+inline uint32_t pseudo_header_sum(Ipv4Address src, Ipv4Address dst, uint16_t tcp_len) noexcept {
+  // Summed as big-endian words, then swapped into the native order: a
+  // one's-complement sum commutes with byte swapping (RFC 1071 2(B)).
+  const uint16_t sum = checksum_fold(uint64_t{src >> 16} + (src & 0xffff) + (dst >> 16) +
+                                     (dst & 0xffff) + ipv4::kProtocolTcp + tcp_len);
+  return __builtin_bswap16(sum);
+}
 
 }  // namespace mtlsgw::net::tcp

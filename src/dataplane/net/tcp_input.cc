@@ -32,9 +32,27 @@ void TcpStack::input(Interface& iface, Frame frame, const ipv4::Header& ip,
   counters_.segments_in.add();
   const uint8_t* const data = frame.data + ethernet::kHeaderLen + ip.header_len;
   const uint16_t len = static_cast<uint16_t>(ip.total_len - ip.header_len);
+  UnverifiedSegment raw;
   Segment seg;
-  if (Rejection r = parse(data, len, ip.src, ip.dst, seg)) {
-    iface.drop(frame, *r);
+  Rejection rejection = parse_lengths(data, len, ip.src, ip.dst, raw);
+  // The connection is looked up before the checksum is known (it reads the
+  // ports, changes nothing) so that an in-order payload is summed while it
+  // is copied to its place in the receive buffer: one pass over it, not two.
+  uint32_t index = FlatIndex<FourTuple, TupleHash>::kNone;
+  if (!rejection) {
+    index = table_.find(FourTuple{ip.dst, raw.dst_port, ip.src, raw.src_port});
+    uint16_t payload_sum = 0;
+    bool placed = false;
+    if (index != FlatIndex<FourTuple, TupleHash>::kNone && tcbs_[index].rcv_buffer != UINT32_MAX) {
+      Tcb& tcb = tcbs_[index];
+      placed = tcb.rcv.place(raw.seq - tcb.rcv_nxt, raw.payload, raw.payload_len, payload_sum);
+    }
+    if (!placed) payload_sum = checksum(raw.payload, raw.payload_len);
+    rejection = checksum_ok(raw, payload_sum) ? parse_verified(raw, seg)
+                                              : Rejection{DropReason::tcp_bad_checksum};
+  }
+  if (rejection) {
+    iface.drop(frame, *rejection);
     return;
   }
   // RFC 1122 4.2.3.10: TCP is unicast only.
@@ -47,7 +65,6 @@ void TcpStack::input(Interface& iface, Frame frame, const ipv4::Header& ip,
     return;
   }
   const FourTuple tuple{ip.dst, seg.dst_port, ip.src, seg.src_port};
-  const uint32_t index = table_.find(tuple);
   if (index == FlatIndex<FourTuple, TupleHash>::kNone) {
     if (foreign_ != nullptr && foreign_(foreign_context_, iface, frame, tuple)) return;
     if (const Listener* listener = find_listener(seg.dst_port)) {

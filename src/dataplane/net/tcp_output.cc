@@ -114,13 +114,14 @@ bool TcpStack::send_segment(Tcb& tcb, uint32_t seq, uint32_t len, uint8_t flags,
   fields.ack = (flags & kFlagAck) != 0 ? tcb.rcv_nxt : 0;
   fields.flags = flags;
   fields.window = static_cast<uint16_t>(field);
-  write_header(segment, fields, options);
+  uint16_t payload_sum = 0;
   if (len != 0) {
     // Data offset: byte 0 of the send buffer is SND.UNA (the SYN is acked
-    // before any data goes out).
-    tcb.snd.copy_out(seq - tcb.snd_una, segment + header_len, len);
+    // before any data goes out). Summed while copied: one pass over it.
+    tcb.snd.copy_out(seq - tcb.snd_una, segment + header_len, len, payload_sum);
   }
-  write_checksum(segment, tcp_len, tcb.tuple.local_ip, tcb.tuple.remote_ip);
+  write_header(segment, fields, options, static_cast<uint16_t>(len), payload_sum, tcb.tuple.local_ip,
+               tcb.tuple.remote_ip);
   ipv4::write_header(ip, tcb.tuple.local_ip, tcb.tuple.remote_ip, ipv4::kProtocolTcp, tcp_len, 0);
 
   const uint32_t seg_len = len + (syn ? 1 : 0) + ((flags & kFlagFin) != 0 ? 1 : 0);

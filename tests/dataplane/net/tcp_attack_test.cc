@@ -783,6 +783,32 @@ TEST_F(TcpAttackTest, BadChecksumIsDroppedEvenForAnExactReset) {
   EXPECT_EQ(pair.b.counters.dropped(DropReason::tcp_bad_checksum), 1u);
 }
 
+// In-order data is copied to its place in the receive buffer while its
+// checksum is summed (one pass): a corrupted segment at RCV.NXT must leave
+// nothing readable and nothing acknowledged, and its retransmission,
+// arriving in the same frame buffer, must be delivered as sent.
+TEST_F(TcpAttackTest, CorruptedInOrderDataIsNeitherReadNorAcknowledged) {
+  server.auto_read = false;  // keeps the receive buffer attached: the copy-and-sum path
+  Flow f = connect(1001);
+  peer.send(fields(f, kFlagAck | kFlagPsh, "first "));
+  f.snd_nxt += 6;
+  peer.take();
+  const Bytes frame = tcp_frame(pair.b.iface->config().mac, mac({2, 0, 0, 0, 0, 0x77}), peer.ip(),
+                                peer.target_ip(), fields(f, kFlagAck | kFlagPsh, "second"));
+  Bytes corrupted = frame;
+  corrupted[corrupted.size() - 2] ^= 0x10;  // in the payload
+  pair.inject(pair.b, corrupted);
+  EXPECT_TRUE(peer.take().empty());
+  EXPECT_EQ(pair.b.counters.dropped(DropReason::tcp_bad_checksum), 1u);
+  const net::tcp::ConnHandle h = conn_of(f)->handle;
+  EXPECT_EQ(pair.b.tcp->readable(h), 6u);
+  pair.inject(pair.b, frame);
+  uint8_t buf[64];
+  const uint32_t n = pair.b.tcp->read(h, buf, sizeof buf);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), n), "first second");
+  EXPECT_EQ(pair.b.counters.dropped(DropReason::tcp_bad_checksum), 1u);
+}
+
 // Many small out-of-order segments spread over the window: the receiver's
 // out-of-order store is bounded (issue 3), every one is acknowledged at once
 // with SACK blocks (RFC 5681 4.2, RFC 2018 4: the first block covers the

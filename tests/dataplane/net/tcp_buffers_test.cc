@@ -172,6 +172,52 @@ TEST(SendBufferTest, RingWrapInWriteCopyOutViewAndAcknowledge) {
   EXPECT_TRUE(g.guards_intact());
 }
 
+// RFC 1071 over the bytes as the stack reads them (native 16-bit words,
+// an odd last byte padded with zero), end-around carry.
+uint16_t reference_sum(const Bytes& b) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 1 < b.size(); i += 2) sum += uint64_t{b[i]} | uint64_t{b[i + 1]} << 8;
+  if (b.size() % 2 != 0) sum += b.back();
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// The summing copy_out copies what copy_out copies and sums it, also when
+// the range wraps around the ring at an odd offset of the copy (the second
+// piece's bytes then sit in the other half of each 16-bit word).
+TEST(SendBufferTest, CopyOutWithSumAcrossTheWrapAtEveryParity) {
+  constexpr uint32_t kCapacity = 256;
+  Guarded g(kCapacity);
+  SendBuffer sb;
+  sb.attach(g.storage(), kCapacity);
+  std::mt19937 rng(1624);
+  uint32_t wraps_at_odd_offset = 0;
+  uint32_t una_index = 0;  // ring index of SND.UNA
+  for (int round = 0; round < 2000; ++round) {
+    // Move SND.UNA to a random ring position (acknowledging a whole ring
+    // leaves it where it was), then fill the ring.
+    sb.acknowledge(sb.size());
+    const Bytes skip = pattern(rng() % kCapacity, static_cast<uint8_t>(round));
+    sb.write(skip.data(), static_cast<uint32_t>(skip.size()));
+    sb.acknowledge(sb.size());
+    una_index = static_cast<uint32_t>((una_index + skip.size()) % kCapacity);
+    const Bytes data = pattern(kCapacity, static_cast<uint8_t>(round * 3 + 1));
+    ASSERT_EQ(sb.write(data.data(), kCapacity), kCapacity);
+    const uint32_t offset = rng() % (kCapacity + 8);
+    const uint32_t len = rng() % (kCapacity + 8);
+    Bytes plain(len + 1, 0), summed(len + 1, 0);
+    uint16_t sum = 0xabcd;
+    const uint32_t n = sb.copy_out(offset, plain.data(), len);
+    ASSERT_EQ(sb.copy_out(offset, summed.data(), len, sum), n);
+    ASSERT_EQ(plain, summed);
+    EXPECT_EQ(sum, reference_sum(slice(summed, 0, n))) << "round " << round;
+    const uint32_t room = kCapacity - (una_index + offset) % kCapacity;
+    if (n > room && room % 2 == 1) ++wraps_at_odd_offset;
+  }
+  EXPECT_GT(wraps_at_odd_offset, 100u);
+  EXPECT_TRUE(g.guards_intact());
+}
+
 TEST(SendBufferTest, AcknowledgeIsClampedAndClearEmpties) {
   Guarded g(16);
   SendBuffer sb;
@@ -601,6 +647,76 @@ TEST_F(ReceiveBufferTest, ClearForgetsEverything) {
   const Bytes data = pattern(8, 2);
   EXPECT_EQ(put(0, data).in_order, 8u);
   EXPECT_EQ(read_all(rb), data);
+}
+
+// --------------------------------------- place(): copy before the checksum
+
+TEST_F(ReceiveBufferTest, PlacedBytesAreSummedAndOnlyInsertMakesThemReadable) {
+  advance_ring_to(kCapacity - 7);  // an odd number of bytes before the wrap
+  const Bytes data = pattern(20, 5);
+  uint16_t sum = 0;
+  ASSERT_TRUE(rb.place(0, data.data(), 20, sum));
+  EXPECT_EQ(sum, reference_sum(data));
+  EXPECT_EQ(rb.readable(), 0u);
+  EXPECT_EQ(rb.free_space(), kCapacity);
+  // insert() of the same bytes does not copy them again: a source changed
+  // after place() still yields what place() copied.
+  Bytes source = data;
+  rb.place(0, source.data(), 20, sum);
+  std::fill(source.begin(), source.end(), 0xEE);
+  const auto r = rb.insert(0, source.data(), 20);
+  EXPECT_EQ(r.in_order, 20u);
+  EXPECT_EQ(read_all(rb), data);
+  EXPECT_TRUE(g.guards_intact());
+}
+
+TEST_F(ReceiveBufferTest, PlaceTakesOnlyInOrderBytesThatFitWithNoIslands) {
+  const Bytes data = pattern(16, 9);
+  uint16_t sum = 0;
+  EXPECT_FALSE(rb.place(1, data.data(), 16, sum));  // not at RCV.NXT
+  EXPECT_FALSE(rb.place(0, data.data(), 0, sum));   // nothing to place
+  const Bytes big = pattern(kCapacity + 1, 1);
+  EXPECT_FALSE(rb.place(0, big.data(), kCapacity + 1, sum));  // beyond the window
+  ASSERT_TRUE(put(20, data).out_of_order);  // an island
+  EXPECT_FALSE(rb.place(0, data.data(), 16, sum));
+  EXPECT_EQ(rb.readable(), 0u);
+}
+
+// A placed segment that is never inserted (dropped after its checksum, say)
+// must not be taken for a later segment at the same address of the same
+// frame buffer: every place() forgets the previous one, even when it refuses.
+TEST_F(ReceiveBufferTest, AnUninsertedPlacementIsNotTakenForALaterSegment) {
+  Bytes frame = pattern(16, 1);
+  uint16_t sum = 0;
+  ASSERT_TRUE(rb.place(0, frame.data(), 16, sum));
+  // The next segment arrives in the same buffer but is not placed.
+  frame = pattern(16, 77);
+  EXPECT_FALSE(rb.place(3, frame.data(), 16, sum));
+  EXPECT_EQ(rb.insert(0, frame.data(), 16).in_order, 16u);
+  EXPECT_EQ(read_all(rb), pattern(16, 77));
+  // Likewise after clear() and attach().
+  ASSERT_TRUE(rb.place(0, frame.data(), 16, sum));
+  rb.clear();
+  frame = pattern(16, 33);
+  EXPECT_EQ(rb.insert(0, frame.data(), 16).in_order, 16u);
+  EXPECT_EQ(read_all(rb), pattern(16, 33));
+  ASSERT_TRUE(rb.place(0, frame.data(), 16, sum));
+  rb.attach(g.storage(), kCapacity);
+  frame = pattern(16, 44);
+  EXPECT_EQ(rb.insert(0, frame.data(), 16).in_order, 16u);
+  EXPECT_EQ(read_all(rb), pattern(16, 44));
+}
+
+// An insert trimmed by the window after a placement, and one of fewer
+// bytes, commit only what they insert.
+TEST_F(ReceiveBufferTest, InsertAfterPlaceCommitsOnlyWhatItInserts) {
+  const Bytes data = pattern(30, 3);
+  uint16_t sum = 0;
+  ASSERT_TRUE(rb.place(0, data.data(), 30, sum));
+  EXPECT_EQ(rb.insert(0, data.data(), 10).in_order, 10u);
+  EXPECT_EQ(read_all(rb), slice(data, 0, 10));
+  EXPECT_EQ(rb.insert(0, data.data() + 10, 20).in_order, 20u);
+  EXPECT_EQ(read_all(rb), slice(data, 10, 30));
 }
 
 // ------------------------------------------------- randomized reassembly
