@@ -26,6 +26,9 @@ using net::tcp::TcpStack;
 
 constexpr uint16_t kRelayPort = 8000;
 constexpr uint16_t kUpstreamPort = 9000;
+// 100 clients at once, as in the integration test.
+constexpr size_t kClients = 100;
+constexpr size_t kStreamBytes = 96 * 1024;
 
 enum class Order { client_first, server_first, concurrent };
 
@@ -158,7 +161,8 @@ net::tcp::TcpConfig relay_config(uint32_t buffer_pool = 1024) {
 
 struct RelayRun {
   RelayRun(Order order, size_t bytes, uint32_t buffer_pool = 1024, uint32_t max_pairs = 256)
-      : pair(relay_config(buffer_pool)),
+      : bytes_(bytes),
+        pair(relay_config(buffer_pool)),
         relay(*pair.a.iface, ip(198, 18, 0, 1), kUpstreamPort, max_pairs),
         peers(order, bytes) {
     EXPECT_TRUE(pair.a.tcp->listen(kRelayPort, &relay));
@@ -210,6 +214,26 @@ struct RelayRun {
     EXPECT_EQ(relay.active_pairs(), 0u);
   }
 
+  // Loss and reordering at `rate` each way (1% duplication); seeds base, base + 1.
+  void set_faults(double rate, uint64_t seed_base) {
+    dataplane::FaultSpec spec;
+    spec.drop = rate;
+    spec.reorder = rate;
+    spec.duplicate = 0.01;
+    pair.set_faults(pair.a, spec, seed_base);
+    pair.set_faults(pair.b, spec, seed_base + 1);
+  }
+
+  // kClients connect at once, every stream runs to its end, TIME-WAIT on
+  // the gateway's side ends too, and nothing stays behind.
+  void run_all_clients() {
+    for (uint32_t i = 0; i < kClients; ++i) peers.open_client(*pair.b.tcp, *pair.b.iface, i);
+    ASSERT_TRUE(pair.run_until([&] { return peers.all_closed(); }, 600'000'000)) << open_connections();
+    pair.run_for(61'000'000, 1000);
+    check_streams(kClients, bytes_);
+    EXPECT_EQ(pair.a.tcp->connections(), 0u);
+  }
+
   // What is still open on both sides, for a failure message.
   std::string open_connections() const {
     std::string out = "  gateway counters:";
@@ -237,6 +261,7 @@ struct RelayRun {
     return out;
   }
 
+  size_t bytes_;
   TcpPair pair;
   services::Relay relay;
   Peers peers;
@@ -252,27 +277,12 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class RelayStreams : public ::testing::TestWithParam<Case> {};
 
-// 100 clients at once as in the integration test; with faults, 10% loss and
+// With faults, 10% loss and
 // 10% reordering each way, harsher than the integration test's 3%.
 TEST_P(RelayStreams, EveryStreamArrivesWholeAndEveryCloseIsCarried) {
-  constexpr size_t kClients = 100;
-  constexpr size_t kBytes = 96 * 1024;
-  RelayRun r(GetParam().order, kBytes);
-  if (GetParam().faults) {
-    dataplane::FaultSpec spec;
-    spec.drop = 0.10;
-    spec.reorder = 0.10;
-    spec.duplicate = 0.01;
-    r.pair.set_faults(r.pair.a, spec, 71);
-    r.pair.set_faults(r.pair.b, spec, 72);
-  }
-  for (uint32_t i = 0; i < kClients; ++i) r.peers.open_client(*r.pair.b.tcp, *r.pair.b.iface, i);
-  ASSERT_TRUE(r.pair.run_until([&] { return r.peers.all_closed(); }, 600'000'000))
-      << r.open_connections();
-  // TIME-WAIT on the gateway's side ends too; nothing stays behind.
-  r.pair.run_for(61'000'000, 1000);
-  r.check_streams(kClients, kBytes);
-  EXPECT_EQ(r.pair.a.tcp->connections(), 0u);
+  RelayRun r(GetParam().order, kStreamBytes);
+  if (GetParam().faults) r.set_faults(0.10, 71);
+  r.run_all_clients();
 }
 
 // Fewer buffers than the streams want at once (each side of each pair
@@ -284,24 +294,10 @@ TEST_P(RelayStreams, EveryStreamArrivesWholeAndEveryCloseIsCarried) {
 class RelayUnderPoolPressure : public ::testing::TestWithParam<Case> {};
 
 TEST_P(RelayUnderPoolPressure, AConnectionRefusedABufferIsWokenWhenOneIsFree) {
-  constexpr size_t kClients = 100;
-  constexpr size_t kBytes = 96 * 1024;
-  RelayRun r(GetParam().order, kBytes, 96);
-  if (GetParam().faults) {
-    dataplane::FaultSpec spec;
-    spec.drop = 0.03;
-    spec.reorder = 0.03;
-    spec.duplicate = 0.01;
-    r.pair.set_faults(r.pair.a, spec, 81);
-    r.pair.set_faults(r.pair.b, spec, 82);
-  }
-  for (uint32_t i = 0; i < kClients; ++i) r.peers.open_client(*r.pair.b.tcp, *r.pair.b.iface, i);
-  ASSERT_TRUE(r.pair.run_until([&] { return r.peers.all_closed(); }, 600'000'000))
-      << r.open_connections();
-  r.pair.run_for(61'000'000, 1000);
-  r.check_streams(kClients, kBytes);
+  RelayRun r(GetParam().order, kStreamBytes, 96);
+  if (GetParam().faults) r.set_faults(0.03, 81);
+  r.run_all_clients();
   EXPECT_GT(r.pair.a.tcp->counters().buffer_pool_exhausted.get(), 0u) << "the pool was never short";
-  EXPECT_EQ(r.pair.a.tcp->connections(), 0u);
 }
 
 INSTANTIATE_TEST_SUITE_P(
