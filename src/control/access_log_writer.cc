@@ -180,25 +180,26 @@ void AccessLogWriter::run() {
   std::unique_lock lock(wake_mutex_);
   while (!stopping_) {
     lock.unlock();
-    if (reopen_requested_.exchange(false, std::memory_order_relaxed)) reopen();
     bool busy = false;
-    {
-      const std::lock_guard io_lock(io_mutex_);
-      drain_locked(busy);
-      flush_locked();
-    }
+    drain_cycle(busy);
     lock.lock();
     // A queue a quarter full at 50 ms intervals is heading for drops:
     // drain again at once instead of sleeping.
     if (!busy) wake_.wait_for(lock, kDrainInterval, [this] { return stopping_; });
   }
   lock.unlock();
-  drain_now();
+  bool busy = false;
+  drain_cycle(busy);
 }
 
 std::size_t AccessLogWriter::drain_now() {
-  const std::lock_guard lock(io_mutex_);
   bool busy = false;
+  return drain_cycle(busy);
+}
+
+std::size_t AccessLogWriter::drain_cycle(bool& busy) {
+  const std::lock_guard lock(io_mutex_);
+  if (reopen_requested_.exchange(false, std::memory_order_relaxed)) reopen_locked();
   const std::size_t count = drain_locked(busy);
   flush_locked();
   return count;
@@ -213,7 +214,7 @@ std::size_t AccessLogWriter::drain_locked(bool& busy) {
       ++buffered_lines_;
       if (buffer_.size() >= kWriteChunk) flush_locked();
     });
-    if (count >= queue->capacity() / 4) busy = true;
+    if (count > 0 && count >= queue->capacity() / 4) busy = true;
     total += count;
   }
   return total;
@@ -241,6 +242,10 @@ void AccessLogWriter::flush_locked() {
 
 bool AccessLogWriter::reopen() {
   const std::lock_guard lock(io_mutex_);
+  return reopen_locked();
+}
+
+bool AccessLogWriter::reopen_locked() {
   bool busy = false;
   drain_locked(busy);
   flush_locked();

@@ -59,7 +59,8 @@ class AccessLogWriter {
   // A no-op for standard output.
   bool reopen();
   // The same from a signal handler (async-signal-safe: one lock-free
-  // atomic store); the thread reopens at its next drain.
+  // atomic store); the next drain (the thread's or drain_now) does what
+  // reopen() does.
   void request_reopen() noexcept { reopen_requested_.store(true, std::memory_order_relaxed); }
 
   // Telemetry. written: lines the file accepted. dropped: records the
@@ -79,7 +80,10 @@ class AccessLogWriter {
   static_assert(std::atomic<bool>::is_always_lock_free);
 
   int open_path() const;  // the new fd, or -1 with errno set
+  // busy: some queue was a quarter full.
+  std::size_t drain_cycle(bool& busy);
   std::size_t drain_locked(bool& busy);
+  bool reopen_locked();
   void flush_locked();
   void run();
 
