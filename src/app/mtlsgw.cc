@@ -13,6 +13,7 @@
 
 #include "control/access_log_writer.h"
 #include "control/config.h"
+#include "control/default_config.h"
 #include "control/control_thread.h"
 #include "control/gateway_spec.h"
 #include "control/options.h"
@@ -151,6 +152,14 @@ int run(int argc, char** argv) {
   for (const std::string& warning : config.warnings) {
     fmt::print(stderr, "mtlsgw: config {}: warning: {}\n", config_source, warning);
   }
+  if (options.config_path.empty()) {
+    if (serves_tls) {
+      fmt::print("embedded config: demo TLS host with the PKI in {}\n", control::kDemoPkiDir);
+    } else {
+      fmt::print("embedded config: no demo PKI in {}, so no TLS listener (scripts/demo makes one)\n",
+                 control::kDemoPkiDir);
+    }
+  }
   if (options.check_config) {
     print_config(config);
     return 0;
@@ -197,7 +206,11 @@ int run(int argc, char** argv) {
       dataplane.start();
       fmt::print("mtlsgw: {} worker(s) running\n", dataplane.workers().size());
       std::fflush(stdout);
-      control::run_control_thread(dataplane, options.stats_interval_s);
+      control::run_control_thread(dataplane, options.stats_interval_s, [&access_log] {
+        if (access_log && !access_log->reopen()) {
+          fmt::print(stderr, "mtlsgw: SIGHUP: cannot reopen the access log {}\n", access_log->path());
+        }
+      });
     }
     control::telemetry_detach();
     dataplane.stop();

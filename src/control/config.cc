@@ -24,12 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kDefaultConfig = R"({
-  "ports": [
-    {"port_id": 0, "address": "198.18.0.2/24", "gateway": "198.18.0.1"}
-  ]
-})";
-
 // Each worker reserves buffer_pool x buffer_size bytes at start, in one
 // allocation (TcpStack). Past this a pool is a typo, or a per-worker size
 // taken for a gateway-wide one (docs/config.md), and the allocation would
@@ -851,10 +845,6 @@ void parse_tls_sections(const json& root, const std::string& base_dir, Config& c
 }
 
 }  // namespace
-
-const char* default_config_json() { return kDefaultConfig; }
-
-Config default_config() { return parse_config(kDefaultConfig); }
 
 std::string_view to_string(MtlsMode mode) noexcept {
   for (const auto& [name, value] : kMtlsModes) {

@@ -126,11 +126,6 @@ class ConfigError : public std::runtime_error {
   std::string path_;
 };
 
-// The embedded default: port 0 at 198.18.0.2/24 behind 198.18.0.1, the
-// net_tap topology of scripts/gateway-netns.
-Config default_config();
-const char* default_config_json();
-
 // Relative file names in the text resolve against base_dir (the current
 // directory when it is empty); load_config_file uses the file's directory.
 Config parse_config(std::string_view json_text, const std::string& base_dir = "");

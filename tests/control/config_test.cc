@@ -1,4 +1,7 @@
+#include <cstdlib>
+
 #include "control/config.h"
+#include "control/default_config.h"
 
 #include <gtest/gtest.h>
 
@@ -8,8 +11,35 @@
 namespace mtlsgw::control {
 namespace {
 
+// The demo's TLS part comes with the embedded default only where its PKI is
+// (scripts/demo makes it in kDemoPkiDir); the test PKI has the same files.
+TEST(Config, EmbeddedDefaultServesTheDemoHostWhenThePkiIsThere) {
+  const char* pki = std::getenv("MTLSGW_TEST_PKI");
+  ASSERT_NE(pki, nullptr) << "meson sets MTLSGW_TEST_PKI";
+  ASSERT_TRUE(demo_pki_present(pki));
+  const Config c = default_config(pki);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].port, 443);
+  EXPECT_EQ(c.listeners[0].service, "tls");
+  ASSERT_EQ(c.hosts.size(), 1u);
+  EXPECT_EQ(c.hosts[0].name, "api.example.test");
+  EXPECT_EQ(c.hosts[0].cert_path, std::string(pki) + "/server-api-ecdsa.pem");
+  EXPECT_EQ(c.hosts[0].mtls, MtlsMode::required);
+  EXPECT_EQ(c.hosts[0].forward, ForwardMode::http);
+  EXPECT_EQ(net::format_ipv4(c.hosts[0].upstream_ip), "198.18.0.1");
+  EXPECT_EQ(c.hosts[0].upstream_port, 8080);
+  ASSERT_EQ(c.cas.size(), 1u);
+  EXPECT_EQ(c.cas[0].crl_path, std::string(pki) + "/devices.crl.pem");
+  ASSERT_TRUE(c.access_log.has_value());
+  EXPECT_EQ(c.access_log->path, "-");
+  EXPECT_TRUE(c.warnings.empty());
+
+  EXPECT_FALSE(demo_pki_present("/nonexistent/demo-pki"));
+  EXPECT_TRUE(default_config("/nonexistent/demo-pki").listeners.empty());
+}
+
 TEST(Config, EmbeddedDefaultIsTheTapTopology) {
-  Config c = default_config();
+  Config c = default_config("/nonexistent/demo-pki");
   ASSERT_EQ(c.ports.size(), 1u);
   EXPECT_EQ(c.ports[0].port_id, 0);
   EXPECT_EQ(net::format_ipv4(c.ports[0].address.address), "198.18.0.2");

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "control/config.h"
+#include "control/default_config.h"
 
 namespace mtlsgw::control {
 namespace {
@@ -334,7 +335,7 @@ TEST_F(TlsFiles, TheEmbeddedDefaultIsUnchanged) {
     {"port_id": 0, "address": "198.18.0.2/24", "gateway": "198.18.0.1"}
   ]
 })");
-  const Config c = default_config();
+  const Config c = default_config("/nonexistent/demo-pki");
   EXPECT_TRUE(c.listeners.empty());
   EXPECT_TRUE(c.cas.empty());
   EXPECT_TRUE(c.hosts.empty());

@@ -174,7 +174,6 @@ class TlsGateway final : public net::tcp::TcpApp {
   std::unique_ptr<uint8_t[]> scratch_;  // decrypted plaintext; PROXY v2 headers
   uint32_t depth_ = 0;
   AccessLogQueue* access_log_ = nullptr;
-  AccessRecord access_record_;  // filled at release, copied into the queue
   GatewayCounters counters_;
   HostCounterTable host_counters_;
 };
