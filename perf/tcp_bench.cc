@@ -63,6 +63,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -450,11 +451,23 @@ uint64_t total_drops(const net::StackCounters& counters) {
   return sum;
 }
 
+// Segments the stack's header prediction took, or nullopt for a tree from
+// before it (built with this file for a side-by-side comparison).
+template <typename Stack>
+std::optional<uint64_t> predicted_of(const Stack& stack) {
+  if constexpr (requires { stack.predicted_segments(); }) {
+    return stack.predicted_segments();
+  } else {
+    return std::nullopt;
+  }
+}
+
 // What the checks after a loop compare: the counters moved by exactly the
 // segments the loop delivered or sent, and nothing else moved.
 struct Snapshot {
   uint64_t segments_in, segments_out, bytes_in, bytes_out, out_of_order, duplicate,
       retransmitted, delayed_acks, challenge_acks, resets, sent, consumed;
+  std::optional<uint64_t> predicted;
 
   explicit Snapshot(const Gateway& g) {
     const tcp::TcpCounters& c = g.stack.counters();
@@ -470,6 +483,7 @@ struct Snapshot {
     resets = c.resets_sent.get() + c.resets_received.get();
     sent = g.io.sent();
     consumed = g.app.consumed;
+    predicted = predicted_of(g.stack);
   }
 };
 
@@ -477,6 +491,8 @@ struct Snapshot {
 struct Deltas {
   uint64_t segments_in = 0, segments_out = 0, bytes_in = 0, bytes_out = 0, out_of_order = 0,
            sent = 0, consumed = 0;
+  // Segments that took header prediction: the fast path is what is timed.
+  uint64_t predicted = 0;
 };
 
 // The first discrepancy between what happened and what was intended, or "".
@@ -514,6 +530,10 @@ std::string check(const Gateway& g, const PeerRing& ring, const Snapshot& before
       return std::string(r.name) + " moved by " + std::to_string(r.after - r.before) +
              ", expected " + std::to_string(r.expected);
     }
+  }
+  if (after.predicted && *after.predicted - *before.predicted != want.predicted) {
+    return "header prediction took " + std::to_string(*after.predicted - *before.predicted) +
+           " segments, expected " + std::to_string(want.predicted);
   }
   return {};
 }
@@ -668,6 +688,8 @@ void run_receive(benchmark::State& state, bool reordered) {
   want.bytes_in = want.consumed = segments * kPayload;
   want.segments_out = want.sent = reordered ? segments : pairs;
   want.out_of_order = reordered ? pairs : 0;
+  // Reordered: the early segment is out of order, the late one fills a gap.
+  want.predicted = reordered ? 0 : segments;
   error = check(g, ring, before, want);
   if (error.empty() && g.stack.readable(g.app.conn) != 0) error = "data left unread";
   if (error.empty()) {
@@ -780,6 +802,7 @@ void BM_TcpSend(benchmark::State& state) {
   want.segments_out = want.sent = timed;
   want.bytes_out = timed * kPayload;
   want.segments_in = acks_sent;
+  want.predicted = acks_sent;  // pure ACKs of new data
   error = refused != 0 ? "send() refused bytes" : check(g, acks, before, want);
   if (error.empty() && g.stack.unsent_bytes(g.app.conn) != 0) error = "data left unacknowledged";
   if (error.empty()) {

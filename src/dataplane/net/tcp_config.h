@@ -43,6 +43,10 @@ struct TcpConfig {
   CongestionAlgorithm congestion = CongestionAlgorithm::cubic;
   // RFC 5961 7: challenge ACKs per second and connection.
   uint32_t challenge_ack_limit = 1000;
+  // Header prediction (tcp_input.cc, predicted_input): in-order data and
+  // pure ACKs of an ESTABLISHED connection skip the general state machine.
+  // Off only in tests, which run the same segments both ways and compare.
+  bool header_prediction = true;
   // Tests only: nonzero replaces the RFC 6528 ISN, so that a transfer can
   // start just below 2^32 and cross the wrap at a known point.
   uint32_t fixed_isn = 0;

@@ -82,7 +82,7 @@ void TcpStack::input(Interface& iface, Frame frame, const ipv4::Header& ip,
   tcb.keepalive_probes_sent = 0;
   if (tcb.state == State::syn_sent) {
     syn_sent_input(tcb, seg, now_us);
-  } else {
+  } else if (!config_.header_prediction || !predicted_input(tcb, seg, now_us)) {
     synchronized_input(tcb, seg, now_us);
   }
   iface.io().release(frame);
@@ -465,6 +465,61 @@ void TcpStack::update_send_window(Tcb& tcb, const Segment& seg, bool acked_new) 
   }
 }
 
+// SND.UNA moves to an acceptable SEG.ACK above it (RFC 9293 3.10.7.4, RFC
+// 6298 5.2/5.3, RFC 6582/5681 for what it means to cwnd); shared by
+// process_ack and header prediction. RACK has taken the cumulative ACK.
+void TcpStack::acknowledge(Tcb& tcb, const Segment& seg, bool rack, uint64_t now_us) noexcept {
+  const uint32_t acked = seg.ack - tcb.snd_una;
+  const uint32_t data_end = tcb.snd_una + tcb.snd.size();
+  const bool fin_acked = tcb.fin_queued && seq_gt(seg.ack, data_end);
+  const uint32_t data_acked = fin_acked ? acked - 1 : acked;
+  const bool was_cwnd_limited = tcb.flight_size() + tcb.smss >= tcb.cc.cwnd();
+  tcb.snd.acknowledge(data_acked);
+  tcb.snd_una = seg.ack;
+  if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
+  if (fin_acked) tcb.fin_acked = true;
+  // Karn: the backoff stays until a valid RTT sample clears it (sample()).
+  take_rtt_sample(tcb, seg, now_us);
+  tcb.retries = 0;
+
+  if (tcb.in_recovery) {
+    if (seq_ge(seg.ack, tcb.recover)) {
+      // RFC 6582 3.2 step 3 (full acknowledgment).
+      tcb.in_recovery = false;
+      tcb.dupacks = 0;
+      tcb.cc.on_exit_recovery(tcb.flight_size());
+      tcb.rack.on_recovery_end();
+    } else if (!rack) {
+      // RFC 6582 3.2 step 5 (partial acknowledgment): the next hole is
+      // lost too; resend it at once and deflate.
+      tcb.cc.on_partial_ack(acked);
+      send_segment(tcb, tcb.snd_una, std::min<uint32_t>(tcb.snd.size(), tcb.smss), kFlagAck, now_us);
+      counters_.fast_retransmits.add();
+      // RFC 6582 3.2 step 5, "Impatient" variant: only the first partial
+      // ACK restarts the timer, so that many holes end in one RTO instead
+      // of one hole repaired per RTT.
+      if (!tcb.partial_ack_seen) restart_retransmit_timer(tcb);
+      tcb.partial_ack_seen = true;
+    }
+  } else {
+    tcb.dupacks = 0;
+    tcb.cc.on_ack(acked, was_cwnd_limited, now_us, tcb.rtt.srtt_us());
+  }
+  if (tcb.rto_recovery && seq_ge(seg.ack, tcb.recover)) {
+    tcb.rto_recovery = false;
+    tcb.rack.on_recovery_end();
+  }
+  // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
+  // (but not for later partial ACKs of a NewReno recovery, see above).
+  if (tcb.snd_una == tcb.snd_max) {
+    stop_retransmit_timer(tcb);
+  } else if (rack) {
+    tcb.rto_at_us = now_us + tcb.rtt.rto_us();  // armed by rack_after_ack
+  } else if (!(tcb.in_recovery && tcb.partial_ack_seen)) {
+    restart_retransmit_timer(tcb);
+  }
+}
+
 bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
   Interface& iface = *tcb.iface;
   // RFC 5961 5.2: SND.UNA - MAX.SND.WND <= SEG.ACK <= SND.NXT, else
@@ -490,55 +545,7 @@ bool TcpStack::process_ack(Tcb& tcb, const Segment& seg, uint64_t now_us) noexce
   }
 
   if (acked_new) {
-    const uint32_t acked = seg.ack - tcb.snd_una;
-    const uint32_t data_end = tcb.snd_una + tcb.snd.size();
-    const bool fin_acked = tcb.fin_queued && seq_gt(seg.ack, data_end);
-    const uint32_t data_acked = fin_acked ? acked - 1 : acked;
-    const bool was_cwnd_limited = tcb.flight_size() + tcb.smss >= tcb.cc.cwnd();
-    tcb.snd.acknowledge(data_acked);
-    tcb.snd_una = seg.ack;
-    if (seq_lt(tcb.snd_nxt, tcb.snd_una)) tcb.snd_nxt = tcb.snd_una;
-    if (fin_acked) tcb.fin_acked = true;
-    // Karn: the backoff stays until a valid RTT sample clears it (sample()).
-    take_rtt_sample(tcb, seg, now_us);
-    tcb.retries = 0;
-
-    if (tcb.in_recovery) {
-      if (seq_ge(seg.ack, tcb.recover)) {
-        // RFC 6582 3.2 step 3 (full acknowledgment).
-        tcb.in_recovery = false;
-        tcb.dupacks = 0;
-        tcb.cc.on_exit_recovery(tcb.flight_size());
-        tcb.rack.on_recovery_end();
-      } else if (!rack) {
-        // RFC 6582 3.2 step 5 (partial acknowledgment): the next hole is
-        // lost too; resend it at once and deflate.
-        tcb.cc.on_partial_ack(acked);
-        send_segment(tcb, tcb.snd_una, std::min<uint32_t>(tcb.snd.size(), tcb.smss), kFlagAck, now_us);
-        counters_.fast_retransmits.add();
-        // RFC 6582 3.2 step 5, "Impatient" variant: only the first partial
-        // ACK restarts the timer, so that many holes end in one RTO instead
-        // of one hole repaired per RTT.
-        if (!tcb.partial_ack_seen) restart_retransmit_timer(tcb);
-        tcb.partial_ack_seen = true;
-      }
-    } else {
-      tcb.dupacks = 0;
-      tcb.cc.on_ack(acked, was_cwnd_limited, now_us, tcb.rtt.srtt_us());
-    }
-    if (tcb.rto_recovery && seq_ge(seg.ack, tcb.recover)) {
-      tcb.rto_recovery = false;
-      tcb.rack.on_recovery_end();
-    }
-    // RFC 6298 5.2/5.3: stop the timer when all is acked, else restart it
-    // (but not for later partial ACKs of a NewReno recovery, see above).
-    if (tcb.snd_una == tcb.snd_max) {
-      stop_retransmit_timer(tcb);
-    } else if (rack) {
-      tcb.rto_at_us = now_us + tcb.rtt.rto_us();  // armed by rack_after_ack
-    } else if (!(tcb.in_recovery && tcb.partial_ack_seen)) {
-      restart_retransmit_timer(tcb);
-    }
+    acknowledge(tcb, seg, rack, now_us);
   } else if (!rack && seg.ack == tcb.snd_una && seg.payload_len == 0 && !seg.has(kFlagSyn) &&
              !seg.has(kFlagFin) && tcb.flight_size() != 0 &&
              (uint32_t{seg.window} << tcb.snd_wscale) == tcb.snd_wnd) {
@@ -837,6 +844,11 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
     if (tcb.state == State::time_wait) schedule(tcb.linger_timer, now_us + config_.time_wait_us);
   }
 
+  notify_and_output(tcb, h, readable_before, writable, fin_now, now_us);
+}
+
+void TcpStack::notify_and_output(Tcb& tcb, ConnHandle h, uint32_t readable_before, bool writable,
+                                 bool fin_now, uint64_t now_us) noexcept {
   // The application last: it may send, close or abort from its callbacks.
   if (tcb.app != nullptr && !tcb.read_closed && tcb.rcv.readable() > readable_before) {
     tcb.app->on_readable(*this, h);
@@ -862,6 +874,96 @@ void TcpStack::synchronized_checks(Tcb& tcb, const Segment& seg, ConnHandle h,
   if (free_buffers_.size() < config_.buffer_pool / 4 || tcb.state >= State::close_wait) {
     detach_buffers_if_idle(tcb);
   }
+}
+
+bool TcpStack::predicted_input(Tcb& tcb, const Segment& seg, uint64_t now_us) noexcept {
+  // Header prediction (Van Jacobson's, as in BSD and Linux): in a bulk
+  // transfer nearly every segment is either the next in-order text with
+  // nothing new acknowledged, or a pure ACK of new data, on an ESTABLISHED
+  // connection whose window did not change. For these the general path
+  // (synchronized_input) runs some forty tests whose outcome is known; here
+  // the conditions below decide, and the work left is exactly what the
+  // general path does for such a segment, through the same functions. Any
+  // other segment, or these in another situation, goes the general way:
+  // this function changes nothing before it returns true.
+  //
+  // - ESTABLISHED, flags ACK (PSH allowed): no SYN, FIN, RST, URG or ECN bit
+  //   that a later step of RFC 9293 3.10.7.4 would act on.
+  // - SEG.SEQ = RCV.NXT: acceptable (3.10.7.4 first check; the window test
+  //   below covers the text), no trimming, nothing out of order.
+  // - No SACK blocks (process_sack would have work), no recovery of either
+  //   kind, no FIN waiting beyond a hole.
+  // - SEG.WND, scaled, is SND.WND: the window update stores what is there.
+  // - Timestamps, when negotiated, present and TSval >= TS.Recent: PAWS
+  //   (RFC 7323 5.3) lets it through without the one-tick allowance or the
+  //   24-day rule, and the TS.Recent update of RFC 7323 4.3 depends only on
+  //   SEG.SEQ <= Last.ACK.sent.
+  if (tcb.state != State::established || (seg.flags & ~kFlagPsh) != kFlagAck ||
+      seg.seq != tcb.rcv_nxt || seg.options.sack_count != 0 || tcb.in_recovery ||
+      tcb.rto_recovery || tcb.pending_fin ||
+      (uint32_t{seg.window} << tcb.snd_wscale) != tcb.snd_wnd) {
+    return false;
+  }
+  if (tcb.ts_ok && (!seg.options.has_timestamps || seq_lt(seg.options.ts_value, tcb.ts_recent))) {
+    return false;
+  }
+  // RFC 5961 5.2's range, as process_ack tests it (SND.UNA - MAX.SND.WND <=
+  // SEG.ACK <= SND.MAX): outside it the general path drops the segment.
+  if (seq_gt(seg.ack, tcb.snd_max) ||
+      seq_lt(seg.ack, tcb.snd_una - std::max<uint32_t>(tcb.max_snd_wnd, 1))) {
+    return false;
+  }
+  const bool text = seg.payload_len != 0;
+  if (text) {
+    // In-order text that acknowledges nothing new. A nonzero offered
+    // window makes it acceptable; a receive buffer without islands takes it
+    // with the plain append (no out-of-order, duplicate or gap-filling
+    // outcome: the delayed-ACK rules apply); an application that closed
+    // its reading side gets the general path's reset.
+    if (seg.ack != tcb.snd_una || !seq_gt(tcb.rcv_adv, tcb.rcv_nxt) || tcb.read_closed ||
+        tcb.rcv_buffer == UINT32_MAX || tcb.rcv.range_count() != 0) {
+      return false;
+    }
+  } else if (!seq_gt(seg.ack, tcb.snd_una)) {
+    // A pure ACK must acknowledge new data: a duplicate ACK counts towards
+    // fast retransmit, which is the general path's business.
+    return false;
+  }
+  predicted_segments_ += 1;
+  const ConnHandle h = handle_of(tcb);
+  // RFC 7323 4.3, as in synchronized_checks (TSval >= TS.Recent holds).
+  if (tcb.ts_ok && seq_le(seg.seq, tcb.last_ack_sent)) {
+    tcb.ts_recent = seg.options.ts_value;
+    tcb.ts_recent_us = now_us;
+  }
+  // process_ack for an acceptable ACK without SACK blocks, outside any
+  // recovery.
+  const bool rack = rack_mode(tcb);
+  const bool acked_new = !text;
+  if (acked_new) {
+    if (rack) tcb.rack.on_cumulative_ack(seg.ack, now_us);
+    acknowledge(tcb, seg, rack, now_us);
+  }
+  update_send_window(tcb, seg, acked_new);
+  if (rack) rack_after_ack(tcb, seg, SackBlock{0, 0}, acked_new, now_us);
+  if (tcb.snd_wnd == 0) tcb.retries = 0;
+
+  const bool writable =
+      tcb.want_writable && (tcb.snd_buffer == UINT32_MAX ? !free_buffers_.empty() : tcb.snd.free_space() != 0);
+  const uint32_t readable_before = tcb.rcv.readable();
+  if (text) {
+    // process_data's in-order case: offset 0 and no islands, so the result
+    // is the plain append (possibly trimmed to the buffer) and RFC 5681
+    // 4.2's delayed-ACK rules decide.
+    const ReceiveBuffer::InsertResult r = tcb.rcv.insert(0, seg.payload, seg.payload_len);
+    if (r.in_order != 0) {
+      tcb.rcv_nxt += r.in_order;
+      counters_.bytes_in.add(r.in_order);
+    }
+    schedule_ack(tcb, seg.payload_len >= tcb.smss - (tcb.ts_ok ? 12u : 0u), now_us);
+  }
+  notify_and_output(tcb, h, readable_before, writable, false, now_us);
+  return true;
 }
 
 }  // namespace mtlsgw::net::tcp

@@ -319,6 +319,18 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
   }
   const uint32_t data_end = tcb.snd_una + tcb.snd.size();
   const bool fin_pending = tcb.fin_queued && !tcb.fin_acked;
+  const bool rack = rack_mode(tcb);
+  if (tcb.snd_nxt == data_end && !fin_pending && !(rack && tcb.rack.lost_bytes() != 0)) {
+    // Nothing unsent, no FIN, nothing deemed lost: what a receiver, or a
+    // sender whose ACKs have caught up, calls this for on every segment
+    // (perf/tcp_bench: about 40 instructions less per call than the general
+    // walk below, which would reach the same two steps).
+    if (tcb.snd.size() != 0 && tcb.snd_una == tcb.snd_max && tcb.rto_at_us == 0) {
+      restart_retransmit_timer(tcb);
+    }
+    if (tcb.ack_now) send_ack_now(tcb, now_us);
+    return;
+  }
   bool sent_any = false;
   // RFC 5681 4.1: after an idle period longer than the RTO, restart from
   // the restart window rather than bursting a stale cwnd.
@@ -327,7 +339,6 @@ void TcpStack::output(Tcb& tcb, uint64_t now_us) noexcept {
     tcb.cc.on_idle_restart(now_us - tcb.last_sent_us, tcb.rtt.rto_us());
   }
 
-  const bool rack = rack_mode(tcb);
   // RFC 6675 5 (C) with RACK's verdicts (RFC 8985 6): segments deemed lost
   // go first, lowest first, while cwnd - pipe holds a segment and the
   // peer's window has room for where they start.

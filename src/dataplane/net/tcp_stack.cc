@@ -81,16 +81,6 @@ TcpStack::~TcpStack() = default;
 
 // --- handles ---------------------------------------------------------------
 
-Tcb* TcpStack::get(ConnHandle h) noexcept {
-  if (h.index >= tcbs_.size()) return nullptr;
-  Tcb& tcb = tcbs_[h.index];
-  return tcb.in_use && tcb.generation == h.generation ? &tcb : nullptr;
-}
-
-const Tcb* TcpStack::get(ConnHandle h) const noexcept {
-  return const_cast<TcpStack*>(this)->get(h);
-}
-
 ConnHandle TcpStack::handle_of(const Tcb& tcb) const noexcept {
   return ConnHandle{static_cast<uint32_t>(&tcb - tcbs_.data()), tcb.generation};
 }
@@ -603,7 +593,8 @@ std::string TcpStack::describe(ConnHandle h) const {
       "{} {}:{}->{}:{} una={} nxt={} max={} wnd={} cwnd={} ssthresh={} rto={}us srtt={}us "
       "flight={} unsent={} rcv_nxt={} rcv_adv={} readable={} ooo={} recovery={} dupacks={} "
       "retries={} sacked={} lost={} rack_rtt={}us reo_mult={} tlp={} ts={} sack={} wscale={}/{} "
-      "smss={}",
+      "smss={} ts_recent={} last_ack_sent={} wl1={} wl2={} max_wnd={} unacked_full={} "
+      "ack_now={} readable_total={}",
       name_of(t->state), format_ipv4(t->tuple.local_ip), t->tuple.local_port,
       format_ipv4(t->tuple.remote_ip), t->tuple.remote_port, t->snd_una - t->iss,
       t->snd_nxt - t->iss, t->snd_max - t->iss, t->snd_wnd, t->cc.cwnd(), t->cc.ssthresh(),
@@ -611,7 +602,9 @@ std::string TcpStack::describe(ConnHandle h) const {
       t->rcv_adv - t->irs, t->rcv.readable(), t->rcv.out_of_order_bytes(), t->in_recovery,
       t->dupacks, t->retries, t->rack.sacked_bytes(), t->rack.lost_bytes(), t->rack.rtt_us(),
       t->rack.reo_wnd_mult(), t->rack.probe_outstanding(), t->ts_ok, t->sack_ok, t->snd_wscale,
-      t->rcv_wscale, t->smss);
+      t->rcv_wscale, t->smss, t->ts_recent, t->last_ack_sent - t->irs, t->snd_wl1 - t->irs,
+      t->snd_wl2 - t->iss, t->max_snd_wnd, t->unacked_full_segments, t->ack_now,
+      t->rcv.readable());
 }
 
 State TcpStack::state(ConnHandle h) const noexcept {
