@@ -78,7 +78,7 @@ def make_context(args):
     return ctx
 
 
-def connect(args, ctx, timeout=30.0):
+def connect(args, ctx, timeout=20.0):
     """A handshaken TLS socket; raises on failure."""
     host, port = args.connect.rsplit(":", 1)
     raw = socket.create_connection((host, int(port)), timeout=timeout)
