@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <exception>
 
+#include "control/access_log_writer.h"
 #include "control/config.h"
 #include "control/control_thread.h"
+#include "control/gateway_spec.h"
 #include "control/options.h"
 #include "control/stats.h"
 #include "control/telemetry.h"
@@ -42,7 +44,8 @@ std::vector<dataplane::InterfaceSettings> interfaces_of(const control::Config& c
 }
 
 dataplane::WorkerSettings worker_settings(const control::Config& config,
-                                          const control::Options& options) {
+                                          const control::Options& options,
+                                          std::shared_ptr<const gateway::GatewaySpec> gateway) {
   dataplane::WorkerSettings settings;
   settings.busy_poll = options.busy_poll;
   settings.idle_sleep_max_us = options.idle_sleep_max_us;
@@ -66,8 +69,11 @@ dataplane::WorkerSettings worker_settings(const control::Config& config,
     spec.service.kind = listener.service;
     spec.service.upstream_ip = listener.upstream_ip;
     spec.service.upstream_port = listener.upstream_port;
+    spec.service.port = listener.port;
+    if (listener.service == "tls") spec.service.gateway = gateway;
     settings.listeners.push_back(spec);
   }
+  settings.access_log = config.access_log.has_value();
   settings.key = random_sip_key();
   settings.fault_seed = options.fault_seed;
   return settings;
@@ -107,6 +113,11 @@ void print_config(const control::Config& config) {
       fmt::print("listener tcp/{}: {}\n", listener.port, listener.service);
     }
   }
+  for (const control::HostConfig& host : config.hosts) {
+    fmt::print("host {}: mtls {}, forward {} to {}:{}{}\n", host.name, control::to_string(host.mtls),
+               control::to_string(host.forward), net::format_ipv4(host.upstream_ip), host.upstream_port,
+               host.name == config.default_host ? " (default)" : "");
+  }
 }
 
 int run(int argc, char** argv) {
@@ -123,6 +134,19 @@ int run(int argc, char** argv) {
   } catch (const control::ConfigError& e) {
     fmt::print(stderr, "mtlsgw: config {}: {}\n", config_source, e.what());
     return kExitUsage;
+  }
+  // CA files and CRLs are read and checked here, once, before EAL: a bad
+  // file stops the start (and --check-config) with its name.
+  std::shared_ptr<const gateway::GatewaySpec> gateway;
+  const bool serves_tls = std::any_of(config.listeners.begin(), config.listeners.end(),
+                                      [](const control::ListenerConfig& l) { return l.service == "tls"; });
+  if (serves_tls) {
+    std::string error;
+    gateway = control::make_gateway_spec(config, error, config.warnings);
+    if (!gateway) {
+      fmt::print(stderr, "mtlsgw: config {}: {}\n", config_source, error);
+      return kExitUsage;
+    }
   }
   for (const std::string& warning : config.warnings) {
     fmt::print(stderr, "mtlsgw: config {}: warning: {}\n", config_source, warning);
@@ -145,7 +169,7 @@ int run(int argc, char** argv) {
 
   int exit_code = 0;
   try {
-    dataplane::WorkerSettings settings = worker_settings(config, options);
+    dataplane::WorkerSettings settings = worker_settings(config, options, gateway);
     if (!parse_faults(options, settings)) {
       rte_eal_cleanup();
       return kExitUsage;
@@ -160,6 +184,14 @@ int run(int argc, char** argv) {
                  dataplane::to_string(port->steering().mode()),
                  fallback.empty() ? "" : fmt::format(" ({})", fallback));
     }
+    std::unique_ptr<control::AccessLogWriter> access_log;
+    if (config.access_log) {
+      std::vector<gateway::AccessLogQueue*> queues;
+      for (const auto& worker : dataplane.workers()) queues.push_back(worker->access_log_queue());
+      access_log = std::make_unique<control::AccessLogWriter>(config.access_log->path, queues);
+      access_log->start();
+      fmt::print("access log: {}\n", config.access_log->path);
+    }
     control::telemetry_attach(&dataplane);
     if (!control::stop_requested()) {
       dataplane.start();
@@ -169,6 +201,11 @@ int run(int argc, char** argv) {
     }
     control::telemetry_detach();
     dataplane.stop();
+    if (access_log) {
+      access_log->stop();
+      fmt::print("access log: {} lines written, {} dropped, {} write errors\n", access_log->written(),
+                 access_log->dropped(), access_log->write_errors());
+    }
     fmt::print("{}", control::format_report(control::collect_stats(dataplane)));
   } catch (const std::exception& e) {
     control::telemetry_detach();

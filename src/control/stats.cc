@@ -21,6 +21,46 @@ void append_faults(std::string& out, unsigned worker, const char* direction, con
   f.counts.for_each([&](const char* name, uint64_t value) { out += fmt::format(" {}={}", name, value); });
 }
 
+void add_tls(TlsStats& tls, const gateway::TlsGateway& gw) {
+  size_t i = 0;
+  auto add = [&](std::string_view name, uint64_t value) {
+    if (i == tls.counters.size()) tls.counters.emplace_back(name, 0);
+    tls.counters[i++].second += value;
+  };
+  gw.counters().visit(add);
+  add("active", gw.counters().active.get());
+  tls.enabled = true;
+  const gateway::HostCounterTable& hosts = gw.host_counters();
+  for (uint32_t h = 0; h < hosts.size(); ++h) {
+    const std::string& name = gw.tables().host_name(h);
+    auto it = std::find_if(tls.hosts.begin(), tls.hosts.end(), [&](const TlsHostStats& t) { return t.name == name; });
+    if (it == tls.hosts.end()) {
+      tls.hosts.push_back(TlsHostStats{name});
+      it = tls.hosts.end() - 1;
+    }
+    const gateway::HostCounters& c = hosts[h];
+    it->handshakes_ok += c.handshakes_ok.get();
+    it->handshakes_failed += c.handshakes_failed.get();
+    it->passed_unverified += c.passed_unverified.get();
+    for (size_t r = 0; r < tls::kVerifyReasonCount; ++r) it->verify[r] += c.verify[r].get();
+  }
+}
+
+void append_tls(std::string& out, const TlsStats& tls) {
+  if (!tls.enabled) return;
+  out += "\ntls:";
+  for (const auto& [name, value] : tls.counters) {
+    if (value != 0) out += fmt::format(" {}={}", name, value);
+  }
+  for (const TlsHostStats& host : tls.hosts) {
+    out += fmt::format("\ntls host {}: handshakes_ok={} handshakes_failed={} passed_unverified={}", host.name,
+                       host.handshakes_ok, host.handshakes_failed, host.passed_unverified);
+    for (size_t r = 0; r < tls::kVerifyReasonCount; ++r) {
+      if (host.verify[r] != 0) out += fmt::format(" verify_{}={}", tls::kVerifyReasonNames[r], host.verify[r]);
+    }
+  }
+}
+
 }  // namespace
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
@@ -63,6 +103,7 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     w.fault_rx = fault_stats_of(*worker, dataplane::FaultDirection::rx);
     w.fault_tx = fault_stats_of(*worker, dataplane::FaultDirection::tx);
     stats.workers.push_back(w);
+    for (const gateway::TlsGateway* gw : worker->gateways()) add_tls(stats.tls, *gw);
   }
   count_dispatched_segments_once(stats.counters);
   return stats;
@@ -103,6 +144,7 @@ std::string format_report(const StatsSnapshot& stats) {
     append_faults(out, w.index, "rx", w.fault_rx);
     append_faults(out, w.index, "tx", w.fault_tx);
   }
+  append_tls(out, stats.tls);
   out += '\n';
   return out;
 }

@@ -2,6 +2,7 @@
 // A consistent-enough read of every worker's counters, summed, for the
 // telemetry commands and the reports printed by the control thread.
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -35,12 +36,28 @@ struct WorkerStats {
   }
 };
 
+// One TLS host's handshake outcomes, summed over workers and listeners.
+struct TlsHostStats {
+  std::string name;
+  uint64_t handshakes_ok = 0;
+  uint64_t handshakes_failed = 0;
+  uint64_t passed_unverified = 0;
+  std::array<uint64_t, tls::kVerifyReasonCount> verify{};
+};
+
+struct TlsStats {
+  bool enabled = false;  // some listener is "tls"
+  std::vector<std::pair<std::string_view, uint64_t>> counters;  // gateway_counters.h, then "active"
+  std::vector<TlsHostStats> hosts;
+};
+
 struct StatsSnapshot {
   std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers, see below
   std::vector<std::pair<std::string_view, uint64_t>> drops;     // every reason, summed
   uint64_t dropped_total = 0;
   std::vector<WorkerStats> workers;
   std::vector<std::vector<std::pair<std::string_view, uint64_t>>> worker_counters;
+  TlsStats tls;
 };
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);

@@ -72,6 +72,33 @@ int cmd_stats(const char*, const char*, rte_tel_data* d) {
   });
 }
 
+// The TLS gateway's counters summed over workers, and one container per
+// host ("host_0", ...: telemetry names allow no dots) with its name,
+// handshake outcomes and verification reasons ("verify_<reason>").
+int cmd_tls(const char*, const char*, rte_tel_data* d) {
+  return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
+    const StatsSnapshot stats = collect_stats(dp);
+    rte_tel_data_start_dict(out);
+    for (const auto& [name, value] : stats.tls.counters) {
+      rte_tel_data_add_dict_u64(out, std::string(name).c_str(), value);
+    }
+    for (size_t h = 0; h < stats.tls.hosts.size(); ++h) {
+      const TlsHostStats& host = stats.tls.hosts[h];
+      rte_tel_data* c = rte_tel_data_alloc();
+      rte_tel_data_start_dict(c);
+      rte_tel_data_add_dict_string(c, "name", host.name.c_str());
+      rte_tel_data_add_dict_u64(c, "handshakes_ok", host.handshakes_ok);
+      rte_tel_data_add_dict_u64(c, "handshakes_failed", host.handshakes_failed);
+      rte_tel_data_add_dict_u64(c, "passed_unverified", host.passed_unverified);
+      for (size_t r = 0; r < tls::kVerifyReasonCount; ++r) {
+        rte_tel_data_add_dict_u64(c, fmt::format("verify_{}", tls::kVerifyReasonNames[r]).c_str(), host.verify[r]);
+      }
+      rte_tel_data_add_dict_container(out, fmt::format("host_{}", h).c_str(), c, 0);
+    }
+    return 0;
+  });
+}
+
 int cmd_drops(const char*, const char*, rte_tel_data* d) {
   return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
     const StatsSnapshot stats = collect_stats(dp);
@@ -226,6 +253,8 @@ void register_once() {
     rte_telemetry_register_cmd("/mtlsgw/faults", cmd_faults,
                                "Per worker and direction: the fault injectors' spec and counts.");
     rte_telemetry_register_cmd("/mtlsgw/version", cmd_version, "The gateway's version.");
+    rte_telemetry_register_cmd("/mtlsgw/tls", cmd_tls,
+                               "TLS gateway counters, and per host handshakes and verification reasons.");
   });
 }
 

@@ -46,17 +46,23 @@ Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& p
     interfaces_.back()->set_tcp(tcp_.get());
     steering_.push_back(binding.port->steering());
   }
+  std::vector<net::Interface*> interfaces;
+  for (auto& iface : interfaces_) interfaces.push_back(iface.get());
+  if (settings.access_log) access_log_ = std::make_unique<gateway::AccessLogQueue>();
   for (const ListenerSpec& listener : settings.listeners) {
-    // A relay's connections leave from the interface that reaches its
-    // upstream on-link, else from the first one (through its gateway).
-    net::Interface* out = interfaces_.front().get();
-    for (auto& iface : interfaces_) {
-      if (iface->config().address.contains(listener.service.upstream_ip)) out = iface.get();
+    std::string error;
+    auto service = services::make_service(listener.service, interfaces, error);
+    if (!service) {
+      throw std::runtime_error(fmt::format("worker {}: listener {} ({}): {}", index, listener.port,
+                                           listener.service.kind, error));
     }
-    auto service = services::make_service(listener.service, *out);
-    if (!service || !tcp_->listen(listener.port, service.get())) {
+    if (!tcp_->listen(listener.port, service.get())) {
       throw std::runtime_error(fmt::format("worker {}: cannot listen on port {} ({})", index,
                                            listener.port, listener.service.kind));
+    }
+    if (auto* gateway = dynamic_cast<gateway::TlsGateway*>(service.get())) {
+      gateway->set_access_log(access_log_.get());
+      gateways_.push_back(gateway);
     }
     services_.push_back(std::move(service));
   }
@@ -288,6 +294,7 @@ int Worker::run() noexcept {
     }
     if (!rte_ring_empty(packet_inbox_.get())) work += receive_dispatched(now);
     tcp_->poll(now);
+    for (auto& service : services_) work += service->poll(*tcp_, now);
     if (!rte_ring_empty(inbox_.get())) {
       receive_from_peers(now);
       ++work;

@@ -17,6 +17,8 @@
 #include "common/siphash.h"
 #include "dataplane/fault_injector.h"
 #include "dataplane/flow_steering.h"
+#include "dataplane/gateway/access_log_queue.h"
+#include "dataplane/gateway/tls_gateway.h"
 #include "dataplane/idle.h"
 #include "dataplane/net/interface.h"
 #include "dataplane/net/tcp_stack.h"
@@ -42,6 +44,9 @@ struct WorkerSettings {
   FaultSpec fault_rx;
   FaultSpec fault_tx;
   uint64_t fault_seed = 1;
+  // The "tls" listeners write one record per connection into the worker's
+  // access log queue, drained by the control side's writer.
+  bool access_log = false;
 };
 
 struct PortBinding {
@@ -86,6 +91,11 @@ class Worker final : private net::NeighborListener {
   const net::StackCounters& counters() const noexcept { return counters_; }
   const net::tcp::TcpCounters& tcp_counters() const noexcept { return tcp_->counters(); }
   const WorkerLoad& load() const noexcept { return load_; }
+  // The worker's "tls" listeners, in listener order (their counters are
+  // read by telemetry and the exit report).
+  const std::vector<gateway::TlsGateway*>& gateways() const noexcept { return gateways_; }
+  // Null unless WorkerSettings::access_log.
+  gateway::AccessLogQueue* access_log_queue() const noexcept { return access_log_.get(); }
   // The fault injectors of one direction, summed over this worker's ports;
   // all zero when that direction has none. Any thread may ask.
   FaultInjector::Stats fault_stats(FaultDirection direction) const noexcept;
@@ -132,6 +142,8 @@ class Worker final : private net::NeighborListener {
   std::vector<FlowSteering> steering_;  // per port, like interfaces_: a copy each worker reads alone
   std::unique_ptr<net::tcp::TcpStack> tcp_;
   std::vector<std::unique_ptr<net::tcp::TcpApp>> services_;
+  std::vector<gateway::TlsGateway*> gateways_;
+  std::unique_ptr<gateway::AccessLogQueue> access_log_;
   std::vector<Worker*> peers_;
   std::vector<Worker*> workers_;
   RingHandle inbox_;

@@ -49,6 +49,10 @@ class TcpApp {
   // received was read: when TIME-WAIT starts, not when it ends 2*MSL later
   // (the TCB lingers for the protocol alone, like Linux's timewait sockets).
   virtual void on_closed(TcpStack& stack, ConnHandle h, CloseReason reason) noexcept = 0;
+  // Called once per worker loop iteration after the stack's own timers, for
+  // an application's timers (handshake, idle and connect timeouts). Returns
+  // how much work it did (0: none), for the worker's busy accounting.
+  virtual uint32_t poll(TcpStack&, uint64_t /*now_us*/) noexcept { return 0; }
 };
 
 }  // namespace mtlsgw::net::tcp

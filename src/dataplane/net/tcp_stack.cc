@@ -455,6 +455,28 @@ uint32_t TcpStack::send_space(ConnHandle h) const noexcept {
   return space;
 }
 
+uint32_t TcpStack::reserve_send(ConnHandle h) noexcept {
+  Tcb* tcb = get(h);
+  if (tcb == nullptr || tcb->fin_queued) return 0;
+  switch (tcb->state) {
+    case State::syn_sent:
+    case State::syn_received:
+    case State::established:
+    case State::close_wait:
+      break;
+    default:
+      return 0;
+  }
+  if (!attach_send_buffer(*tcb)) {
+    tcb->want_writable = true;
+    wait_for_buffer(*tcb);
+    return 0;
+  }
+  const uint32_t space = tcb->snd.free_space();
+  if (space == 0) tcb->want_writable = true;
+  return space;
+}
+
 uint32_t TcpStack::unsent_bytes(ConnHandle h) const noexcept {
   const Tcb* tcb = get(h);
   if (tcb == nullptr) return 0;

@@ -290,6 +290,12 @@ class TcpStack {
   // Application calls; an invalid or stale handle is a no-op returning 0.
   uint32_t send(ConnHandle h, const uint8_t* data, uint32_t len) noexcept;
   uint32_t send_space(ConnHandle h) const noexcept;
+  // What send() will take now, exactly: attaches the send buffer if the
+  // connection has none yet (send_space promises a whole buffer then, which
+  // an empty pool cannot keep). 0 arms on_writable, as a refused send does.
+  // For applications that must not hold bytes of their own (the TLS
+  // gateway decrypts only what the upstream will take).
+  uint32_t reserve_send(ConnHandle h) noexcept;
   uint32_t unsent_bytes(ConnHandle h) const noexcept;
   uint32_t read(ConnHandle h, uint8_t* out, uint32_t len) noexcept;
   ReceiveBuffer::Spans peek(ConnHandle h) const noexcept;

@@ -1,0 +1,22 @@
+#pragma once
+// From the configuration's "cas" and "hosts" to the TLS gateway's
+// description (dataplane/gateway/gateway_tables.h): CA files read and checked
+// into trust stores, one per distinct set of client CAs, and each host's TLS
+// settings and route. Control path; every worker then makes its own tables
+// from the one result.
+
+#include <memory>
+#include <string>
+
+#include "control/config.h"
+#include "dataplane/gateway/gateway_tables.h"
+
+namespace mtlsgw::control {
+
+// Null, with `error` naming the CA or host and the problem, when a CA file
+// or CRL does not load or check. Warnings of the trust stores (a CA without
+// CRL, an expired CA...) are appended to `warnings`.
+std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& config, std::string& error,
+                                                              std::vector<std::string>& warnings);
+
+}  // namespace mtlsgw::control

@@ -1,0 +1,182 @@
+#pragma once
+// The "tls" listener service: the product's data path on one worker.
+//
+//   client --TCP--> TlsSession (handshake, client certificate verified per
+//   host) --> upstream connection (our TCP, active open) --> origin
+//
+// Each accepted client gets a Session from a fixed array: its TlsSession, the
+// verdict on its certificate, its identity, and later its upstream
+// connection. The upstream is opened only after the handshake succeeded (a
+// refused client costs the origin nothing) to the route of the host its SNI
+// chose. Bytes then move both ways with back-pressure and no buffer of ours
+// in `tcp` and `proxy_v2` modes: client ciphertext is decrypted only as far
+// as the upstream's send buffer has room (TcpStack::reserve_send), and origin
+// bytes are encrypted straight from the upstream's receive buffer into the
+// client's send buffer (TlsSession::send), consumed as they are taken.
+// `http` mode runs every byte through an HttpExchange (forward/http_exchange.h),
+// which rewrites request heads and may answer locally.
+//
+// Endings are carried across (issue 4): close_notify or FIN from the client
+// half-closes the upstream; the origin's FIN becomes close_notify + FIN to the
+// client once its data is through; a reset on either side resets the other,
+// so that a truncated stream never looks complete. An upstream that refuses
+// or does not answer gives the client a clean close (http: 502 / 504).
+// Timeouts: handshake, upstream connect and idle, per host.
+//
+// Everything here is run to completion on the worker; no allocation on the
+// packet path (sessions, timers and buffers are made at construction; OpenSSL
+// allocates inside handshakes whatever we do, see tls_session.h).
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dataplane/gateway/access_record.h"
+#include "dataplane/gateway/gateway_counters.h"
+#include "dataplane/gateway/gateway_tables.h"
+#include "dataplane/net/tcp_stack.h"
+#include "dataplane/timer_wheel.h"
+#include "dataplane/tls/client_identity.h"
+#include "dataplane/tls/client_verify.h"
+#include "dataplane/tls/ssl_pool.h"
+#include "dataplane/tls/tls_session.h"
+
+namespace mtlsgw::net {
+class Interface;
+}
+
+namespace mtlsgw::gateway {
+
+class AccessLogQueue;
+struct HttpSlot;
+
+struct GatewayLimits {
+  uint32_t max_sessions = 4096;  // each holds a client and an upstream TCB
+  uint32_t ssl_pool_idle = 256;  // SSL objects kept for reuse
+  uint32_t http_exchanges = 1024;  // concurrent `http` connections (each ~48 KiB, touched on use)
+  // After an idle timeout's close_notify and FIN, how long the peers get to
+  // finish before both are reset.
+  uint32_t closing_grace_ms = 5'000;
+};
+
+class TlsGateway final : public net::tcp::TcpApp {
+ public:
+  // egress[i]: the interface host i's upstream connections leave from.
+  TlsGateway(net::tcp::TcpStack& stack, std::vector<net::Interface*> egress,
+             std::unique_ptr<GatewayTables> tables, const GatewayLimits& limits, uint16_t listener_port);
+  ~TlsGateway() override;
+  TlsGateway(const TlsGateway&) = delete;
+  TlsGateway& operator=(const TlsGateway&) = delete;
+
+  void on_accepted(net::tcp::TcpStack& stack, net::tcp::ConnHandle h, const net::tcp::FourTuple& tuple) noexcept override;
+  void on_connected(net::tcp::TcpStack& stack, net::tcp::ConnHandle h) noexcept override;
+  void on_readable(net::tcp::TcpStack& stack, net::tcp::ConnHandle h) noexcept override;
+  void on_writable(net::tcp::TcpStack& stack, net::tcp::ConnHandle h) noexcept override;
+  void on_peer_closed(net::tcp::TcpStack& stack, net::tcp::ConnHandle h) noexcept override;
+  void on_closed(net::tcp::TcpStack& stack, net::tcp::ConnHandle h, net::tcp::CloseReason reason) noexcept override;
+  uint32_t poll(net::tcp::TcpStack& stack, uint64_t now_us) noexcept override;
+
+  // Where finished connections' records go (null: no access log). Set
+  // before the worker runs.
+  void set_access_log(AccessLogQueue* queue) noexcept { access_log_ = queue; }
+
+  const GatewayCounters& counters() const noexcept { return counters_; }
+  const HostCounterTable& host_counters() const noexcept { return host_counters_; }
+  const GatewayTables& tables() const noexcept { return *tables_; }
+  uint16_t listener_port() const noexcept { return listener_port_; }
+
+ private:
+  // refused: the handshake failed; its alert and FIN are on their way out.
+  enum class Phase : uint8_t { free, handshaking, refused, connecting, forwarding };
+  enum class UpstreamFailure : uint8_t { refused, unreachable, reset, timed_out };
+  enum class Deadline : uint8_t { none, handshake, connect, idle, closing };
+
+  struct Session {
+    TlsGateway* owner = nullptr;
+    net::tcp::ConnHandle client;
+    net::tcp::ConnHandle upstream;
+    net::tcp::FourTuple tuple;  // the client's connection
+    Phase phase = Phase::free;
+    Deadline deadline = Deadline::none;
+    uint32_t host = tls::TlsContexts::kNoHost;
+    bool client_gone = false;    // no client TCB any more
+    bool upstream_opened = false;
+    bool upstream_gone = false;  // opened and no TCB any more
+    bool client_fin = false;     // the client's TCP FIN arrived
+    bool client_eof = false;     // no more plaintext will come from the client
+    bool upstream_fin = false;   // the origin's TCP FIN arrived
+    bool upstream_shut = false;  // our FIN towards the origin is queued
+    bool closing_client = false; // close_notify (then FIN) owed to the client
+    bool client_shut = false;    // our FIN towards the client is queued
+    bool reaping = false;
+    bool verdict_known = false;  // verify.verdict is this connection's (for the log)
+    ConnectionEnd end = ConnectionEnd::closed;
+    uint64_t start_us = 0;
+    int64_t start_unix_us = 0;
+    uint64_t last_active_us = 0;
+    uint64_t bytes_from_client = 0;  // plaintext, after decryption
+    uint64_t bytes_to_client = 0;    // plaintext, before encryption
+    uint64_t bytes_to_upstream = 0;
+    uint64_t bytes_from_upstream = 0;
+    HttpSlot* http = nullptr;
+    dataplane::TimerNode timer;
+    tls::TlsSession tls;
+    tls::HandshakeVerify verify;
+    tls::ClientIdentity identity;
+  };
+
+  // Sessions are released only when the outermost callback returns: a call
+  // into the stack (consume, close) may report on_closed from inside.
+  struct Reentry;
+
+  Session* session_of(net::tcp::ConnHandle h) noexcept;
+  bool is_client(const Session& s, net::tcp::ConnHandle h) const noexcept { return h == s.client; }
+
+  void pump_client(Session& s) noexcept;    // client ciphertext: handshake, then towards the origin
+  void pump_upstream(Session& s) noexcept;  // origin bytes towards the client
+  void drive_handshake(Session& s) noexcept;
+  void forward_from_client(Session& s) noexcept;
+  void client_input_ended(Session& s) noexcept;
+  void handshake_done(Session& s) noexcept;
+  void handshake_failed(Session& s) noexcept;
+  void open_upstream(Session& s) noexcept;
+  void upstream_ready(Session& s) noexcept;
+  void upstream_failed(Session& s, UpstreamFailure why) noexcept;
+  void close_client(Session& s) noexcept;  // close_notify, then FIN once it is out
+  void continue_client_close(Session& s) noexcept;
+  void shut_upstream(Session& s) noexcept;
+  void reset_both(Session& s) noexcept;
+  void set_deadline(Session& s, Deadline kind, uint64_t at_us) noexcept;
+  void on_deadline(Session& s, uint64_t now_us) noexcept;
+  void mark_done_if_over(Session& s) noexcept;
+  void release(Session& s) noexcept;
+  void write_access_record(const Session& s) noexcept;
+  struct HttpSinks;
+  void apply_http(Session& s) noexcept;
+  uint32_t handshake_timeout_us(const Session& s) const noexcept;
+
+  static uint32_t client_sink_send(void* context, const uint8_t* data, uint32_t len) noexcept;
+  static uint32_t client_sink_space(void* context) noexcept;
+
+  net::tcp::TcpStack& stack_;
+  std::vector<net::Interface*> egress_;
+  std::unique_ptr<GatewayTables> tables_;
+  GatewayLimits limits_;
+  uint16_t listener_port_;
+  uint32_t max_handshake_timeout_us_ = 0;
+  std::unique_ptr<tls::SslPool> ssl_pool_;
+  std::unique_ptr<Session[]> sessions_;
+  std::vector<uint32_t> free_;
+  std::vector<Session*> reap_;
+  std::unique_ptr<HttpSlot[]> http_slots_;
+  std::vector<HttpSlot*> free_http_;
+  dataplane::TimerWheel timers_;
+  std::unique_ptr<uint8_t[]> scratch_;  // decrypted plaintext; PROXY v2 headers
+  uint32_t depth_ = 0;
+  AccessLogQueue* access_log_ = nullptr;
+  AccessRecord access_record_;  // filled at release, copied into the queue
+  GatewayCounters counters_;
+  HostCounterTable host_counters_;
+};
+
+}  // namespace mtlsgw::gateway
