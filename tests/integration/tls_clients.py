@@ -78,10 +78,13 @@ def make_context(args):
     return ctx
 
 
-def connect(args, ctx, timeout=20.0):
-    """A handshaken TLS socket; raises on failure."""
+def connect(args, ctx, timeout=20.0, out=None):
+    """A handshaken TLS socket; raises on failure. out["local"]: our
+    address, also when the handshake fails (to find the access log line)."""
     host, port = args.connect.rsplit(":", 1)
     raw = socket.create_connection((host, int(port)), timeout=timeout)
+    if out is not None:
+        out["local"] = "%s:%d" % raw.getsockname()[:2]
     try:
         return ctx.wrap_socket(raw, server_hostname=args.sni or None)
     except BaseException:
@@ -163,7 +166,7 @@ def cmd_http(args):
     out = {"handshake_ok": False}
     ctx = make_context(args)
     try:
-        tls = connect(args, ctx)
+        tls = connect(args, ctx, out=out)
     except (ssl.SSLError, OSError) as e:
         out["error"] = describe_error(e, "handshake")
         return out
