@@ -638,7 +638,7 @@ def scenario_refusals(args, pki):
                               f"({reason}), got {brief_http(res)}")
                 if "local" in res:
                     logged.append((res["local"], {
-                        "host": API, "tls_version": f"TLSv{tls}",
+                        "host": API,
                         "cert_presented": cert_name is not None, "verified": False,
                         "verify_reason": reason, "alert_sent": ALERT_NAMES[alert],
                         "upstream": None, "end": "handshake_failed"}))
