@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "dataplane/tls/client_identity_extract.h"
+
 namespace mtlsgw::gateway {
 
 namespace {
@@ -17,12 +19,17 @@ int verify_for_host(X509_STORE_CTX* store_ctx, void* arg) {
   const auto& host = *static_cast<const GatewayTables::HostTrust*>(arg);
   const auto* ssl =
       static_cast<const SSL*>(X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  if (tls::HandshakeVerify* state = ssl != nullptr ? tls::handshake_verify_of(ssl) : nullptr) {
+  tls::HandshakeVerify* state = ssl != nullptr ? tls::handshake_verify_of(ssl) : nullptr;
+  if (state != nullptr) {
     state->trust = host.trust;
     state->verifier = host.verifier;
     state->required = true;
   }
-  return tls::handshake_verify_callback(store_ctx, nullptr);
+  const int result = tls::handshake_verify_callback(store_ctx, nullptr);
+  if (state != nullptr && !state->verdict.ok() && state->refused_identity != nullptr) {
+    tls::extract_certificate_identity(X509_STORE_CTX_get0_cert(store_ctx), state->refused_identity, host.sha256);
+  }
+  return result;
 }
 
 }  // namespace
@@ -63,7 +70,7 @@ std::unique_ptr<GatewayTables> GatewayTables::build(const GatewaySpec& spec, std
         error = "host " + host.tls.name + ": " + error;
         return nullptr;
       }
-      self->host_trust_[i] = HostTrust{trust.get(), self->verifier_.get()};
+      self->host_trust_[i] = HostTrust{trust.get(), self->verifier_.get(), self->sha256_.get()};
       // The store serves the CertificateRequest's CA names; verification
       // goes through verify_for_host.
       tls_spec.client_store = trust->store();

@@ -78,6 +78,7 @@ class GatewayTables {
   struct HostTrust {
     const tls::WorkerTrust* trust = nullptr;
     tls::ClientVerifier* verifier = nullptr;
+    const EVP_MD* sha256 = nullptr;
   };
 
  private:

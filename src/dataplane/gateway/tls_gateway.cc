@@ -109,12 +109,15 @@ struct TlsGateway::HttpSinks {
     s.owner->counters_.bytes_to_client.add(taken);
     return taken;
   }
-  // What a send would take: the TCP room less one record's overhead.
+  // The client's TCP room as it is, record overhead included: a write
+  // that then takes less is reported as taken, and TlsSession's refused
+  // tail is what arms on_writable. Subtracting the overhead here would
+  // report 0 for a room of 1..34 bytes without arming anything, and the
+  // origin's bytes would wait forever (a response over one send buffer).
   static uint32_t client_space(void* context) noexcept {
     auto& s = *static_cast<Session*>(context);
     if (s.tls.state() != tls::TlsState::established) return 0;
-    const uint32_t room = s.owner->stack_.reserve_send(s.client);
-    return room > tls::TlsSession::kRecordOverhead ? room - tls::TlsSession::kRecordOverhead : 0;
+    return s.owner->stack_.reserve_send(s.client);
   }
 
   SinkContext origin_context;
@@ -204,6 +207,7 @@ void TlsGateway::on_accepted(TcpStack& stack, ConnHandle h, const net::tcp::Four
   s.bytes_from_client = s.bytes_to_client = s.bytes_to_upstream = s.bytes_from_upstream = 0;
   s.http = nullptr;
   s.verify = tls::HandshakeVerify{};
+  s.verify.refused_identity = &s.identity;
   s.identity.clear();
   stack.set_user(h, &s);
   SSL* ssl = ssl_pool_->acquire();
@@ -501,6 +505,7 @@ void TlsGateway::upstream_ready(Session& s) noexcept {
     conn.session_resumed = s.tls.resumed();
     const char* group = SSL_group_to_name(s.tls.ssl(), SSL_get_negotiated_group(s.tls.ssl()));
     if (group != nullptr) conn.group = group;
+    conn.sig_scheme = s.tls.signature_scheme();
     const auto header =
         forward::proxy_v2::encode(conn, s.identity, forward::proxy_v2::Options{}, scratch_.get(), kScratchBytes);
     // A fresh connection's send buffer (64 KiB by default) takes any header
@@ -833,7 +838,7 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
   r.bytes_to_client = s.bytes_to_client;
   r.bytes_to_upstream = s.bytes_to_upstream;
   r.bytes_from_upstream = s.bytes_from_upstream;
-  r.cert_presented = s.identity.presented;
+  r.cert_presented = s.identity.presented || s.tls.client_cert_presented();
   r.verified = s.identity.verified;
   r.resumed = s.tls.resumed();
   if (s.verdict_known) r.set_verify_reason(s.verify.verdict.reason);
@@ -844,13 +849,18 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
     r.http_status = s.http->exchange.local_status();
     r.requests = s.http->exchange.requests();
   }
-  const std::string_view sni = s.tls.sni();
-  r.set_text(r.sni, sni);
-  if (s.host < tables_->host_count()) r.set_text(r.host, tables_->host_name(s.host));
+  r.set_text(r.sni, s.tls.sni());
+  if (s.host < tables_->host_count()) {
+    r.set_text(r.host, tables_->host_name(s.host));
+    r.set_text(r.tls_version, s.tls.version_name());
+  }
   if (s.phase == Phase::connecting || s.phase == Phase::forwarding) {
-    r.set_text(r.tls_version, s.identity.tls_version);
     r.set_text(r.cipher, s.identity.cipher);
     r.set_text(r.alpn, s.identity.alpn);
+  }
+  // Also for a refused certificate (HandshakeVerify::refused_identity):
+  // which device failed is what an operator looks for.
+  if (s.identity.presented) {
     r.set_text(r.subject_dn, s.identity.subject_dn);
     r.set_text(r.issuer_dn, s.identity.issuer_dn);
     r.set_text(r.serial_hex, s.identity.serial_hex);

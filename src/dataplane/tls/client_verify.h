@@ -24,6 +24,8 @@
 
 namespace mtlsgw::tls {
 
+struct ClientIdentity;
+
 struct ClientVerdict {
   VerifyReason reason = VerifyReason::no_certificate;
   int x509_error = X509_V_OK;  // OpenSSL's code, for logs (X509_verify_cert_error_string)
@@ -76,6 +78,10 @@ struct HandshakeVerify {
   bool required = true;  // false: "optional", a failed certificate lets the handshake finish
   bool ran = false;      // the callback ran: the client presented a certificate
   ClientVerdict verdict;  // no_certificate until the callback runs
+  // Where the caller wants a refused certificate's facts (subject, serial,
+  // fingerprint) for its logs: a refused handshake keeps no peer
+  // certificate to read them from afterwards. Null: not wanted.
+  ClientIdentity* refused_identity = nullptr;
 };
 
 // Attach before SSL_do_handshake; the state must outlive the handshake.

@@ -321,6 +321,37 @@ const char* TlsSession::cipher_name() const noexcept {
   return ssl_ != nullptr ? SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)) : "";
 }
 
+const char* TlsSession::signature_scheme() const noexcept {
+  if (ssl_ == nullptr) return "";
+  int type = NID_undef;
+  int digest = NID_undef;
+  if (SSL_get_signature_type_nid(ssl_, &type) != 1 || SSL_get_signature_nid(ssl_, &digest) != 1) return "";
+  struct Scheme {
+    int type;
+    int digest;
+    const char* name;
+  };
+  // RFC 8446 4.2.3's names. ECDSA in TLS 1.3 binds the curve to the digest;
+  // in TLS 1.2 the same names are what IANA lists for those pairs. Our RSA
+  // keys are rsaEncryption keys, hence rsae for PSS.
+  static constexpr Scheme kSchemes[] = {
+      {EVP_PKEY_EC, NID_sha256, "ecdsa_secp256r1_sha256"},
+      {EVP_PKEY_EC, NID_sha384, "ecdsa_secp384r1_sha384"},
+      {EVP_PKEY_EC, NID_sha512, "ecdsa_secp521r1_sha512"},
+      {EVP_PKEY_RSA_PSS, NID_sha256, "rsa_pss_rsae_sha256"},
+      {EVP_PKEY_RSA_PSS, NID_sha384, "rsa_pss_rsae_sha384"},
+      {EVP_PKEY_RSA_PSS, NID_sha512, "rsa_pss_rsae_sha512"},
+      {EVP_PKEY_RSA, NID_sha256, "rsa_pkcs1_sha256"},
+      {EVP_PKEY_RSA, NID_sha384, "rsa_pkcs1_sha384"},
+      {EVP_PKEY_RSA, NID_sha512, "rsa_pkcs1_sha512"},
+      {EVP_PKEY_ED25519, NID_undef, "ed25519"},
+  };
+  for (const Scheme& scheme : kSchemes) {
+    if (scheme.type == type && (scheme.digest == digest || scheme.type == EVP_PKEY_ED25519)) return scheme.name;
+  }
+  return "";
+}
+
 bool TlsSession::resumed() const noexcept { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
 
 X509* TlsSession::client_certificate() const noexcept {

@@ -124,6 +124,10 @@ class TlsSession {
   const char* version_name() const noexcept;  // "TLSv1.3", "TLSv1.2"
   int version() const noexcept;               // TLS1_3_VERSION, TLS1_2_VERSION
   const char* cipher_name() const noexcept;
+  // The TLS SignatureScheme name (RFC 8446 4.2.3) our CertificateVerify or
+  // ServerKeyExchange used, e.g. "ecdsa_secp256r1_sha256",
+  // "rsa_pss_rsae_sha256"; "" when unknown or resumed (no signature).
+  const char* signature_scheme() const noexcept;
   bool resumed() const noexcept;
   bool client_cert_presented() const noexcept { return client_certificate() != nullptr; }
   // The client's leaf (also after resumption: the session keeps it), owned
