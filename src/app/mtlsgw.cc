@@ -59,6 +59,7 @@ dataplane::WorkerSettings worker_settings(const control::Config& config,
   settings.tcp.congestion = tcp.congestion == "newreno" ? net::tcp::CongestionAlgorithm::newreno
                                                          : net::tcp::CongestionAlgorithm::cubic;
   settings.tcp.time_wait_us = tcp.time_wait_ms * 1000u;
+  settings.tcp.max_time_wait = tcp.max_time_wait;
   settings.tcp.keepalive_idle_us = tcp.keepalive_idle_s * 1'000'000u;
   // MSS from the smallest MTU: IPv4 and TCP headers without options.
   uint16_t mtu = 1500;

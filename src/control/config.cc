@@ -192,7 +192,8 @@ TcpSettings parse_tcp(const json& value, const std::string& path) {
     throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
   }
   check_fields(value, path, {"max_connections", "max_half_open", "syn_cookies", "buffer_size",
-                             "buffer_pool", "congestion", "time_wait_ms", "keepalive_idle_s"});
+                             "buffer_pool", "congestion", "time_wait_ms", "max_time_wait",
+                             "keepalive_idle_s"});
   TcpSettings tcp;
   if (auto it = value.find("max_connections"); it != value.end()) {
     tcp.max_connections = static_cast<uint32_t>(as_uint(*it, path + ".max_connections", 2, 1u << 20));
@@ -221,6 +222,9 @@ TcpSettings parse_tcp(const json& value, const std::string& path) {
   }
   if (auto it = value.find("time_wait_ms"); it != value.end()) {
     tcp.time_wait_ms = static_cast<uint32_t>(as_uint(*it, path + ".time_wait_ms", 0, 240'000));
+  }
+  if (auto it = value.find("max_time_wait"); it != value.end()) {
+    tcp.max_time_wait = static_cast<uint32_t>(as_uint(*it, path + ".max_time_wait", 0, 1'048'576));
   }
   if (auto it = value.find("keepalive_idle_s"); it != value.end()) {
     tcp.keepalive_idle_s = static_cast<uint32_t>(as_uint(*it, path + ".keepalive_idle_s", 0, 86'400));

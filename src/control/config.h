@@ -42,6 +42,7 @@ struct TcpSettings {
   uint32_t buffer_pool = 4096;
   std::string congestion = "cubic";
   uint32_t time_wait_ms = 60'000;
+  uint32_t max_time_wait = 0;  // 0: max_connections / 4
   uint32_t keepalive_idle_s = 0;
 };
 

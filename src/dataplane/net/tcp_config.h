@@ -25,6 +25,13 @@ struct TcpConfig {
   uint32_t delayed_ack_us = 40'000;
   // 2*MSL. RFC 9293 3.4.2 suggests MSL = 2 min; Linux's TIME-WAIT is 60 s.
   uint32_t time_wait_us = 60'000'000;
+  // At most this many TCBs linger in TIME-WAIT; past it a connection that
+  // enters TIME-WAIT ends at the next poll instead (Linux's
+  // tcp_max_tw_buckets). A gateway closes its upstream connections first,
+  // so at 1,000 connections/s a full 2*MSL would hold 60,000 TCBs and as
+  // many ephemeral ports; the cap keeps TIME-WAIT from starving live
+  // connections of TCBs. 0: max_connections / 4.
+  uint32_t max_time_wait = 0;
   uint32_t fin_wait_2_timeout_us = 60'000'000;
   // R2 for SYN: 1 s doubling to 64 s, ~2 min in all (RFC 9293 3.8.3 asks
   // for at least 3 min; Linux's 6 retries give 127 s).

@@ -147,6 +147,16 @@ void TcpStack::set_state(Tcb& tcb, State state) noexcept {
 void TcpStack::enter_time_wait(Tcb& tcb, uint64_t now_us) noexcept {
   set_state(tcb, State::time_wait);
   cancel_all_timers(tcb);
+  // Over the cap the TCB is not freed here (its caller is still using it)
+  // but at the next poll. The cost is Linux's: a lost last ACK makes the
+  // peer's retransmitted FIN meet a RST instead of an ACK.
+  const uint32_t cap = config_.max_time_wait != 0 ? config_.max_time_wait : config_.max_connections / 4;
+  const uint64_t lingering = counters_.connections_by_state[static_cast<size_t>(State::time_wait)].get();
+  if (lingering > cap) {
+    counters_.time_wait_overflows.add();
+    schedule(tcb.linger_timer, now_us);
+    return;
+  }
   schedule(tcb.linger_timer, now_us + config_.time_wait_us);
 }
 

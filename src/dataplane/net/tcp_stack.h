@@ -235,7 +235,8 @@ struct Tcb {
   X(rack_detected_lost)        \
   X(dsack_received)            \
   X(dsack_sent)                \
-  X(buffer_pool_exhausted)
+  X(buffer_pool_exhausted)     \
+  X(time_wait_overflows)
 
 struct TcpCounters {
 #define MTLSGW_TCP_FIELD(name) Counter name;

@@ -212,6 +212,39 @@ TEST_F(TcpStateTest, ActiveOpenTimingOutInSynReceivedTellsTheApplication) {
   EXPECT_EQ(client.conns[0].reason, CloseReason::timed_out);
 }
 
+// Past max_time_wait, a connection that closed first does not linger in
+// TIME-WAIT: it ends at the next poll (Linux's tcp_max_tw_buckets), so that
+// a gateway closing thousands of upstream connections keeps its TCBs.
+TEST(TcpTimeWaitCap, PastTheCapTimeWaitEndsAtTheNextPoll) {
+  net::tcp::TcpConfig c = config();
+  c.max_time_wait = 1;
+  TcpPair pair{c};
+  RecordingApp server;
+  RecordingApp client;
+  std::vector<ConnHandle> handles{listen_and_connect(pair, kPort, server, client)};
+  for (int i = 0; i < 2; ++i) {
+    handles.push_back(connect_from(pair, pair.a, pair.b.iface->config().address.address, kPort, client));
+  }
+  ASSERT_TRUE(pair.run_until([&] { return server.conns.size() == 3; }));
+  for (ConnHandle h : handles) pair.a.tcp->shutdown(h);
+  ASSERT_TRUE(pair.run_until([&] {
+    return std::all_of(server.conns.begin(), server.conns.end(), [](const auto& conn) { return conn.peer_closed; });
+  }));
+  for (const auto& conn : server.conns) pair.b.tcp->shutdown(conn.handle);
+  ASSERT_TRUE(pair.run_until([&] {
+    return std::all_of(client.conns.begin(), client.conns.end(), [](const auto& conn) { return conn.closed; });
+  }));
+  pair.run_for(10'000);
+  const auto& counters = pair.a.tcp->counters();
+  EXPECT_EQ(counters.connections_by_state[static_cast<size_t>(State::time_wait)].get(), 1u);
+  EXPECT_EQ(counters.time_wait_overflows.get(), 2u);
+  EXPECT_EQ(pair.a.tcp->connections(), 1u);
+  for (const auto& conn : client.conns) EXPECT_EQ(conn.reason, CloseReason::closed);
+  // The one under the cap lingers for its full 2*MSL.
+  pair.run_for(c.time_wait_us + 100'000);
+  EXPECT_EQ(pair.a.tcp->connections(), 0u);
+}
+
 // Figure 5's usual close: the client closes first.
 // client: ESTABLISHED -> FIN-WAIT-1 -> FIN-WAIT-2 -> TIME-WAIT -> CLOSED
 // server: ESTABLISHED -> CLOSE-WAIT -> LAST-ACK -> CLOSED
