@@ -109,12 +109,17 @@ struct TlsGateway::HttpSinks {
     s.owner->counters_.bytes_to_client.add(taken);
     return taken;
   }
-  // What a send would take: the TCP room less one record's overhead.
+  // What a send would take: the TCP room less one record's overhead. A room
+  // smaller than the overhead is still offered: the exchange then writes,
+  // TlsSession sends a record whose tail TCP refuses, and that refusal arms
+  // on_writable. Saying 0 while TCP has room would arm nothing (only a
+  // refused send or a zero reserve_send does), and the response would stall
+  // with the client's send buffer drained.
   static uint32_t client_space(void* context) noexcept {
     auto& s = *static_cast<Session*>(context);
     if (s.tls.state() != tls::TlsState::established) return 0;
     const uint32_t room = s.owner->stack_.reserve_send(s.client);
-    return room > tls::TlsSession::kRecordOverhead ? room - tls::TlsSession::kRecordOverhead : 0;
+    return room > tls::TlsSession::kRecordOverhead ? room - tls::TlsSession::kRecordOverhead : room;
   }
 
   SinkContext origin_context;

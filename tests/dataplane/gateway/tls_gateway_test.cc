@@ -349,6 +349,7 @@ class Origin final : public net::tcp::TcpApp {
     std::string received;
     size_t parsed = 0;  // http: received bytes already answered
     std::vector<std::string> request_heads;
+    std::vector<std::string> request_bodies;
     bool peer_fin = false;
     bool shut = false;
     bool closed = false;
@@ -391,13 +392,22 @@ class Origin final : public net::tcp::TcpApp {
   std::vector<std::unique_ptr<Conn>> conns;
 
  private:
+  // Requests carry no body or a Content-Length one; each gets a 200 whose
+  // body is "response #N", or with stream_bytes set, that many bytes of
+  // pattern(2000 + N).
   void answer_requests(Conn& c) {
     for (;;) {
       const size_t end = c.received.find("\r\n\r\n", c.parsed);
       if (end == std::string::npos) return;
-      c.request_heads.push_back(c.received.substr(c.parsed, end + 4 - c.parsed));
-      c.parsed = end + 4;
-      const std::string body = "response #" + std::to_string(c.request_heads.size());
+      const std::string head = c.received.substr(c.parsed, end + 4 - c.parsed);
+      const auto length = header_values(head, "Content-Length");
+      const size_t body_len = length.empty() ? 0 : std::stoul(length[0]);
+      if (c.received.size() < end + 4 + body_len) return;
+      c.request_heads.push_back(head);
+      c.request_bodies.push_back(c.received.substr(end + 4, body_len));
+      c.parsed = end + 4 + body_len;
+      const uint32_t n = static_cast<uint32_t>(c.request_heads.size());
+      const std::string body = stream_bytes_ > 0 ? pattern(2000 + n, stream_bytes_) : "response #" + std::to_string(n);
       c.to_send += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
     }
   }
@@ -447,7 +457,9 @@ HostDef api_host(ForwardMode forward = ForwardMode::tcp, tls::MtlsMode mtls = tl
   h.route.forward = forward;
   h.route.handshake_timeout_ms = 2'000;
   h.route.idle_timeout_ms = 30'000;
-  h.route.connect_timeout_ms = 1'000;
+  // Above the SYN's first retransmission (RFC 6298 2.1: 1 s), so that a
+  // lossy link does not time the connect out.
+  h.route.connect_timeout_ms = 3'000;
   return h;
 }
 
@@ -1004,6 +1016,49 @@ TEST(TlsGateway, HttpAddsTheIdentityRemovesSpoofedFieldsAndKeepsTheConnectionAli
       << name_of(static_cast<ConnectionEnd>(records[0].end));
 }
 
+// Bodies through the exchange both ways, larger than every buffer on the
+// way: back-pressure on both sinks, nothing lost. (The clean run is the one
+// that stalled once: the client's send buffer left with less room than a
+// record's overhead.)
+class GatewayHttpBodies : public ::testing::TestWithParam<StreamCase> {};
+
+TEST_P(GatewayHttpBodies, LargeBodiesCrossBothWaysWhole) {
+  Rig rig({api_host(ForwardMode::http)});
+  ASSERT_TRUE(rig.ok());
+  if (GetParam().fault_rate > 0) rig.set_faults(GetParam().fault_rate, GetParam().seed);
+  constexpr size_t kBody = 512 * 1024;
+  Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::http, kBody);
+  TlsClient& client = rig.add_client(devices_client());
+  std::string expected;
+  for (uint32_t i = 1; i <= 2; ++i) {
+    const std::string upload = pattern(300 + i, kBody);
+    client.send("POST /upload HTTP/1.1\r\nHost: api.example.test\r\nContent-Length: " + std::to_string(kBody) +
+                "\r\n\r\n" + upload);
+    const std::string body = pattern(2000 + i, kBody);
+    expected += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kBody) + "\r\n\r\n" + body;
+  }
+  ASSERT_TRUE(rig.run_until([&] { return client.received.size() >= expected.size(); }, 600'000'000)) << rig.describe();
+  client.end_with(TlsClient::Ending::close_notify_and_fin);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; }, 600'000'000))
+      << rig.describe();
+  ASSERT_EQ(origin.conns.size(), 1u);
+  ASSERT_EQ(origin.conns[0]->request_bodies.size(), 2u);
+  for (uint32_t i = 1; i <= 2; ++i) {
+    EXPECT_TRUE(origin.conns[0]->request_bodies[i - 1] == pattern(300 + i, kBody)) << "request body " << i;
+  }
+  EXPECT_EQ(client.received.size(), expected.size());
+  EXPECT_TRUE(client.received == expected) << "the responses arrived altered";
+  EXPECT_EQ(client.reason, CloseReason::closed) << name_of(client.reason);
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].requests, 2u);
+  EXPECT_EQ(records[0].bytes_to_client, expected.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Links, GatewayHttpBodies,
+                         ::testing::Values(StreamCase{"clean", 0.0, 0}, StreamCase{"loss5_reorder5", 0.05, 913}),
+                         [](const ::testing::TestParamInfo<StreamCase>& info) { return std::string(info.param.name); });
+
 std::string status_line(const std::string& response) { return response.substr(0, response.find("\r\n")); }
 
 TEST(TlsGateway, HttpAnswersAHostMismatchWith421AndTheOriginSeesNoRequest) {
@@ -1042,7 +1097,9 @@ TEST(TlsGateway, HttpAnswersARefusedOriginWith502) {
 }
 
 TEST(TlsGateway, HttpAnswersASilentOriginWith504AfterTheConnectTimeout) {
-  Rig rig({api_host(ForwardMode::http)});
+  HostDef host = api_host(ForwardMode::http);
+  host.route.connect_timeout_ms = 1'000;
+  Rig rig({host});
   ASSERT_TRUE(rig.ok());
   Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::http);
   // The origin's SYN-ACKs never reach the gateway.
@@ -1071,6 +1128,53 @@ TEST(TlsGateway, HttpAnswersASilentOriginWith504AfterTheConnectTimeout) {
   EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::upstream_timeout))
       << name_of(static_cast<ConnectionEnd>(records[0].end));
 }
+
+// ---- tcp forwarding to an origin that refuses or never answers ----
+
+struct OriginDownCase {
+  const char* name;
+  bool silent;  // the origin's SYN-ACKs are lost (else nobody listens: RST)
+};
+void PrintTo(const OriginDownCase& c, std::ostream* os) { *os << c.name; }
+
+class GatewayOriginDown : public ::testing::TestWithParam<OriginDownCase> {};
+
+// The client's first bytes wait in the gateway while the upstream connects;
+// when it fails, the client gets close_notify and FIN, not a reset.
+TEST_P(GatewayOriginDown, TheClientGetsACleanClose) {
+  HostDef host = api_host();
+  if (!GetParam().silent) host.route.upstream_port = kClosedPort;
+  Rig rig({host});
+  ASSERT_TRUE(rig.ok());
+  if (GetParam().silent) {
+    rig.add_origin(kOriginPort, Origin::Mode::stream, 0);
+    rig.pair.add_tap([&](TcpPair::Side& from, net::Frame& f) {
+      if (&from != &rig.pair.b) return true;
+      const auto c = parse_tcp_frame(f);
+      return !(c && c->seg.src_port == kOriginPort && c->has(net::tcp::kFlagSyn));
+    });
+  }
+  TlsClient& client = rig.add_client(devices_client());
+  client.send("sent before the origin answered");
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_TRUE(client.got_close_notify);
+  EXPECT_TRUE(client.close_notify_before_fin);
+  EXPECT_EQ(client.reason, CloseReason::closed) << name_of(client.reason);
+  EXPECT_TRUE(client.received.empty());
+  EXPECT_EQ(rig.counters().upstream_refused.get(), GetParam().silent ? 0u : 1u);
+  EXPECT_EQ(rig.counters().upstream_timed_out.get(), GetParam().silent ? 1u : 0u);
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  const ConnectionEnd end = GetParam().silent ? ConnectionEnd::upstream_timeout : ConnectionEnd::upstream_refused;
+  EXPECT_EQ(records[0].end, static_cast<uint8_t>(end)) << name_of(static_cast<ConnectionEnd>(records[0].end));
+  EXPECT_EQ(records[0].bytes_to_upstream, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Failures, GatewayOriginDown,
+                         ::testing::Values(OriginDownCase{"refused", false}, OriginDownCase{"silent", true}),
+                         [](const ::testing::TestParamInfo<OriginDownCase>& info) {
+                           return std::string(info.param.name);
+                         });
 
 // ---- timeouts ----
 
