@@ -1059,6 +1059,24 @@ INSTANTIATE_TEST_SUITE_P(Links, GatewayHttpBodies,
                          ::testing::Values(StreamCase{"clean", 0.0, 0}, StreamCase{"loss5_reorder5", 0.05, 913}),
                          [](const ::testing::TestParamInfo<StreamCase>& info) { return std::string(info.param.name); });
 
+// Most HTTP clients end with FIN alone after their last request; the
+// response they are owed still comes, then the close.
+TEST(TlsGateway, HttpAnswersAClientThatSentFinWithoutCloseNotify) {
+  Rig rig({api_host(ForwardMode::http)});
+  ASSERT_TRUE(rig.ok());
+  Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::http);
+  TlsClient& client = rig.add_client(devices_client());
+  client.send("GET /last HTTP/1.1\r\nHost: api.example.test\r\n\r\n");
+  client.end_with(TlsClient::Ending::fin_only);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_EQ(client.received, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nresponse #1");
+  EXPECT_EQ(client.reason, CloseReason::closed) << name_of(client.reason);
+  ASSERT_EQ(origin.conns.size(), 1u);
+  EXPECT_EQ(origin.conns[0]->request_heads.size(), 1u);
+  EXPECT_TRUE(origin.conns[0]->peer_fin);
+  EXPECT_EQ(rig.counters().client_truncated.get(), 1u);
+}
+
 std::string status_line(const std::string& response) { return response.substr(0, response.find("\r\n")); }
 
 TEST(TlsGateway, HttpAnswersAHostMismatchWith421AndTheOriginSeesNoRequest) {
@@ -1221,6 +1239,36 @@ TEST(TlsGateway, AnIdleConnectionIsClosedOnBothSides) {
   EXPECT_TRUE(client.got_close_notify);
   EXPECT_TRUE(client.close_notify_before_fin);
   EXPECT_EQ(client.reason, CloseReason::closed) << name_of(client.reason);
+  EXPECT_EQ(rig.counters().idle_timeouts.get(), 1u);
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::idle_timeout))
+      << name_of(static_cast<ConnectionEnd>(records[0].end));
+}
+
+// A client that does not answer the idle close is reset after the closing
+// grace (GatewayLimits::closing_grace_ms); the origin, which did answer,
+// ended cleanly.
+TEST(TlsGateway, AClientSilentAfterTheIdleCloseIsResetAfterTheGrace) {
+  HostDef host = api_host();
+  host.route.idle_timeout_ms = 3'000;
+  gateway::GatewayLimits limits;
+  limits.closing_grace_ms = 2'000;
+  Rig rig({host}, limits);
+  ASSERT_TRUE(rig.ok());
+  Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::stream, 0);
+  TlsClient& client = rig.add_client(devices_client());
+  client.answer_close = false;
+  client.send("then silence");
+  ASSERT_TRUE(rig.run_until([&] { return client.peer_fin; })) << rig.describe();
+  EXPECT_TRUE(client.close_notify_before_fin);
+  rig.run_for(1'500'000);
+  EXPECT_FALSE(client.closed) << "reset before the grace ended";
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_EQ(client.reason, CloseReason::reset_by_peer) << name_of(client.reason);
+  ASSERT_EQ(origin.conns.size(), 1u);
+  EXPECT_TRUE(origin.conns[0]->closed);
+  EXPECT_EQ(origin.conns[0]->reason, CloseReason::closed) << name_of(origin.conns[0]->reason);
   EXPECT_EQ(rig.counters().idle_timeouts.get(), 1u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
