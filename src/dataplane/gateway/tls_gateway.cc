@@ -565,6 +565,11 @@ void TlsGateway::upstream_failed(Session& s, UpstreamFailure why) noexcept {
     HttpSinks sinks(*this, s);
     s.http->exchange.origin_failed(kind, sinks.client, unix_now_us() / 1'000'000);
     apply_http(s);
+    // Before the origin answered, the client's request waited in TCP (or in
+    // OpenSSL's read-ahead); the exchange answers it 502/504 only once it
+    // reads the head, and no further client segment may come to prompt
+    // that.
+    if (before_data) forward_from_client(s);
     return;
   }
   if (before_data) {

@@ -448,6 +448,13 @@ int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) noexcept {
     }
   }
   const uint32_t index = self.find_host({name, name_len});
+  HandshakeNotes* notes = notes_of(ssl);
+  if (notes != nullptr && notes->host == kNoHost) {
+    // Kept also for a name no host serves: the access log says what was
+    // asked for.
+    std::memcpy(notes->sni, name, name_len);
+    notes->sni_len = name_len;
+  }
   if (index == kNoHost) {
     // RFC 6066 3: a name the server does not recognise is unrecognized_name.
     // Without SNI, RFC 8446 9.2 asks for missing_extension, but this
@@ -457,7 +464,6 @@ int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) noexcept {
     *alert = has_sni ? SSL_AD_UNRECOGNIZED_NAME : SSL_AD_HANDSHAKE_FAILURE;
     return SSL_CLIENT_HELLO_ERROR;
   }
-  HandshakeNotes* notes = notes_of(ssl);
   if (notes != nullptr) {
     // A second ClientHello (after HelloRetryRequest) must name the same host
     // (RFC 8446 4.1.2: it repeats the first but for key_share, cookie,
@@ -468,8 +474,6 @@ int TlsContexts::on_client_hello(SSL* ssl, int* alert, void* arg) noexcept {
     }
     notes->host = index;
     notes->ticket_on_resumption = self.ticket_on_resumption_;
-    std::memcpy(notes->sni, name, name_len);
-    notes->sni_len = name_len;
   }
   const Host& host = *self.hosts_[index];
   if (SSL_set_SSL_CTX(ssl, host.ctx.get()) == nullptr) {

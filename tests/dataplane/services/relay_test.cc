@@ -156,6 +156,10 @@ net::tcp::TcpConfig relay_config(uint32_t buffer_pool = 1024) {
   // after its own backed-off RTO, which may be longer than a test's short
   // TIME-WAIT, and would then meet a RST.
   c.time_wait_us = 60'000'000;
+  // Every closed pair leaves two TCBs in TIME-WAIT: more than the default
+  // cap (max_connections / 4), past which TIME-WAIT ends at once and such
+  // a retransmitted FIN meets a RST too (tcp_state_test covers the cap).
+  c.max_time_wait = c.max_connections;
   return c;
 }
 
