@@ -73,35 +73,22 @@ struct TlsGateway::Reentry {
   TlsGateway& gateway;
 };
 
-namespace {
-
-struct SinkContext {
-  TcpStack* stack;
-  ConnHandle handle;
-};
-
-uint32_t tcp_sink_write(void* context, const uint8_t* data, uint32_t len) noexcept {
-  auto* sink = static_cast<SinkContext*>(context);
-  return sink->stack->send(sink->handle, data, len);
-}
-
-uint32_t tcp_sink_space(void* context) noexcept {
-  auto* sink = static_cast<SinkContext*>(context);
-  return sink->stack->reserve_send(sink->handle);
-}
-
-}  // namespace
-
 // The exchange's two ends for one call: the origin's TCP send side and the
 // client's TLS session (which encrypts into the client's TCP send side).
 struct TlsGateway::HttpSinks {
-  HttpSinks(TlsGateway& gateway, Session& s) noexcept
-      : origin_context{&gateway.stack_, s.upstream},
-        origin{tcp_sink_write, tcp_sink_space, &origin_context},
-        client{client_write, client_space, &s} {}
-  HttpSinks(const HttpSinks&) = delete;
-  HttpSinks& operator=(const HttpSinks&) = delete;
+  explicit HttpSinks(Session& s) noexcept
+      : origin{origin_write, origin_space, &s}, client{client_write, client_space, &s} {}
 
+  static uint32_t origin_write(void* context, const uint8_t* data, uint32_t len) noexcept {
+    auto& s = *static_cast<Session*>(context);
+    const uint32_t taken = s.owner->stack_.send(s.upstream, data, len);
+    s.bytes_to_upstream += taken;
+    return taken;
+  }
+  static uint32_t origin_space(void* context) noexcept {
+    auto& s = *static_cast<Session*>(context);
+    return s.owner->stack_.reserve_send(s.upstream);
+  }
   static uint32_t client_write(void* context, const uint8_t* data, uint32_t len) noexcept {
     auto& s = *static_cast<Session*>(context);
     const uint32_t taken = s.tls.send(data, len);
@@ -120,7 +107,6 @@ struct TlsGateway::HttpSinks {
     return s.owner->stack_.reserve_send(s.client);
   }
 
-  SinkContext origin_context;
   forward::http::ByteSink origin;
   forward::http::ByteSink client;
 };
@@ -254,7 +240,7 @@ void TlsGateway::on_writable(TcpStack&, ConnHandle h) noexcept {
     }
     if (s->phase == Phase::refused) return;
     if (s->http != nullptr) {
-      HttpSinks sinks(*this, *s);
+      HttpSinks sinks(*s);
       s->http->exchange.on_client_writable(sinks.client, unix_now_us() / 1'000'000);
       apply_http(*s);
     }
@@ -262,7 +248,7 @@ void TlsGateway::on_writable(TcpStack&, ConnHandle h) noexcept {
     continue_client_close(*s);
   } else {
     if (s->http != nullptr && s->phase == Phase::forwarding) {
-      HttpSinks sinks(*this, *s);
+      HttpSinks sinks(*s);
       s->http->exchange.on_origin_writable(sinks.origin, sinks.client, unix_now_us() / 1'000'000);
       apply_http(*s);
     }
@@ -289,7 +275,7 @@ void TlsGateway::on_closed(TcpStack&, ConnHandle h, CloseReason reason) noexcept
   if (s == nullptr) return;
   if (is_client(*s, h)) {
     s->client_gone = true;
-    if (reason != CloseReason::closed) {
+    if (reason != CloseReason::closed && !s->client_eof) {
       counters_.client_resets.add();
       if (s->end == ConnectionEnd::closed) s->end = ConnectionEnd::client_reset;
       // A client that vanished must not leave the origin with a stream
@@ -299,7 +285,17 @@ void TlsGateway::on_closed(TcpStack&, ConnHandle h, CloseReason reason) noexcept
         stack_.abort(s->upstream);
       }
     } else if (s->upstream_opened && !s->upstream_gone) {
-      shut_upstream(*s);
+      // The client had finished its stream (close_notify or FIN) and then
+      // left; a RST here is usually its kernel answering our close_notify
+      // on a socket the client already closed (curl does this). The origin
+      // got the whole request: it sees an end, and a RST only if what it
+      // still sends is lost (TcpStack::close, RFC 2525 2.17).
+      if (reason == CloseReason::closed) {
+        shut_upstream(*s);
+      } else {
+        s->upstream_shut = true;
+        stack_.close(s->upstream);
+      }
     }
     if (s->phase == Phase::handshaking && s->end == ConnectionEnd::closed) {
       s->end = ConnectionEnd::handshake_failed;
@@ -562,7 +558,7 @@ void TlsGateway::upstream_failed(Session& s, UpstreamFailure why) noexcept {
       case UpstreamFailure::reset:
         break;
     }
-    HttpSinks sinks(*this, s);
+    HttpSinks sinks(s);
     s.http->exchange.origin_failed(kind, sinks.client, unix_now_us() / 1'000'000);
     apply_http(s);
     // Before the origin answered, the client's request waited in TCP (or in
@@ -611,7 +607,7 @@ void TlsGateway::forward_from_client(Session& s) noexcept {
         counters_.bytes_from_client.add(p.plaintext);
       }
       if (slot.carry_len > 0) {
-        HttpSinks sinks(*this, s);
+        HttpSinks sinks(s);
         const size_t taken = slot.exchange.from_client({slot.carry, slot.carry_len}, sinks.origin,
                                                        sinks.client, unix_now_us() / 1'000'000);
         if (taken > 0) {
@@ -688,7 +684,7 @@ void TlsGateway::pump_upstream(Session& s) noexcept {
       if (spans.len[i] == 0) continue;
       uint32_t taken = 0;
       if (s.http != nullptr) {
-        HttpSinks sinks(*this, s);
+        HttpSinks sinks(s);
         taken = static_cast<uint32_t>(s.http->exchange.from_origin({spans.data[i], spans.len[i]}, sinks.client,
                                                                    unix_now_us() / 1'000'000));
       } else {
@@ -710,7 +706,7 @@ void TlsGateway::pump_upstream(Session& s) noexcept {
     const bool origin_over = s.upstream_fin && (s.upstream_gone || stack_.readable(s.upstream) == 0);
     if (origin_over && !s.http->origin_end_told) {
       s.http->origin_end_told = true;
-      HttpSinks sinks(*this, s);
+      HttpSinks sinks(s);
       s.http->exchange.origin_ended(sinks.client, unix_now_us() / 1'000'000);
       apply_http(s);
     }
