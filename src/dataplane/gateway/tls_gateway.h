@@ -153,6 +153,9 @@ class TlsGateway final : public net::tcp::TcpApp {
   void write_access_record(const Session& s) noexcept;
   struct HttpSinks;
   void apply_http(Session& s) noexcept;
+  void http_client_writable(Session& s) noexcept;
+  void http_origin_writable(Session& s) noexcept;
+  void http_origin_failed(Session& s, UpstreamFailure why, bool before_data) noexcept;
   uint32_t handshake_timeout_us(const Session& s) const noexcept;
 
   static uint32_t client_sink_send(void* context, const uint8_t* data, uint32_t len) noexcept;
