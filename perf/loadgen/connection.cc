@@ -61,6 +61,7 @@ bool Connection::start(Kind kind, uint64_t now) {
   handshake_ns_ = 0;
   requests_done_ = 0;
   last_request_ = false;
+  close_notify_sent_ = peer_fin_ = false;
   next_bulk_up_ = ctx_.options.bulk_direction != BulkDirection::kDown;
   sending_.clear();
   queued_.clear();
@@ -153,6 +154,7 @@ void Connection::on_send(int result, uint64_t now) {
   sent_ = 0;
   pump_body();
   flush();
+  if (phase_ == Phase::kDraining && peer_fin_ && !send_pending_) end_cleanly(now);
 }
 
 void Connection::submit_recv() {
@@ -256,29 +258,39 @@ void Connection::on_response(uint64_t now) {
   begin_request(now);
 }
 
-// tcp_end: the FIN (or a reset) itself; else the server's close_notify,
-// after which its FIN is awaited, so that the server's side, not ours, is
-// the one that closed first (and keeps the TIME-WAIT).
+// tcp_end: the FIN (or a reset); else the server's close_notify, which is
+// answered with ours (RFC 8446 6.1: each side sends one before closing its
+// write side) before the server's FIN is awaited. That FIN ends the
+// connection: the server closed first and keeps the TIME-WAIT.
 void Connection::on_stream_end(uint64_t now, bool tcp_end) {
-  if (phase_ == Phase::kDraining) {
-    if (!tcp_end) return;
-    ctx_.stats.connection_done(now - started_ns_);
-    tls_.mark_clean_end();
-    return close();
-  }
   if (phase_ == Phase::kHandshaking) {
-    return fail("handshake_error", "the server closed during the handshake");
+    return fail("handshake_error", tcp_end ? "the server closed during the handshake"
+                                           : "close_notify during the handshake");
   }
-  if (phase_ == Phase::kExchanging && response_.at_close()) {
-    on_response(now);
-    if (phase_ == Phase::kDraining && tcp_end) {
-      ctx_.stats.connection_done(now - started_ns_);
-      tls_.mark_clean_end();
-      close();
+  if (phase_ == Phase::kExchanging) {
+    if (!response_.at_close()) {
+      return fail(response_.started() ? "short_body" : "closed_before_response");
+    }
+    on_response(now);  // a body delimited by the close
+    if (phase_ != Phase::kDraining) return;
+  }
+  if (phase_ != Phase::kDraining) return;
+  if (!tcp_end) {
+    if (!close_notify_sent_) {
+      close_notify_sent_ = true;
+      tls_.shutdown();
+      flush();
     }
     return;
   }
-  fail(response_.started() ? "short_body" : "closed_before_response");
+  peer_fin_ = true;
+  if (!send_pending_) end_cleanly(now);  // else when our close_notify is sent
+}
+
+void Connection::end_cleanly(uint64_t now) {
+  ctx_.stats.connection_done(now - started_ns_);
+  tls_.mark_clean_end();
+  close();
 }
 
 bool Connection::begin_request(uint64_t now) {

@@ -7,8 +7,9 @@
 //   kConnecting -> kHandshaking -> kExchanging -> kDraining -> kClosing -> kIdle
 //                     (any failure, or the run's end: -> kClosing)
 //
-// The server closes first: the last request carries Connection: close and
-// kDraining waits for the server's FIN. A client that closes first keeps
+// The server closes first: the last request carries Connection: close, and
+// kDraining answers the server's close_notify with ours and waits for the
+// server's FIN. A client that closes first keeps
 // each connection's port in TIME-WAIT for 60 s (Linux), which caps a client
 // address at about 28,000 / 60 = 470 connections per second with the
 // default ephemeral port range; the server's TIME-WAIT costs no port.
@@ -74,6 +75,7 @@ class Connection {
   void read_responses(uint64_t now);
   void on_response(uint64_t now);
   void on_stream_end(uint64_t now, bool tcp_end);
+  void end_cleanly(uint64_t now);
   bool begin_request(uint64_t now);
   void pump_body();
   void flush();
@@ -109,6 +111,8 @@ class Connection {
   uint64_t body_left_ = 0;
   uint64_t body_bytes_ = 0;    // of the request in flight
   bool next_bulk_up_ = false;  // bulk both ways: alternate POST and GET
+  bool close_notify_sent_ = false;
+  bool peer_fin_ = false;
 };
 
 }  // namespace mtlsgw::loadgen

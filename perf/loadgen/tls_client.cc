@@ -213,13 +213,18 @@ bool TlsStream::open(ClientTlsContext& context, SSL_SESSION* resume, bool keep_s
   return true;
 }
 
+void TlsStream::shutdown() {
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // 1 or 0: either way the alert is in the write BIO
+  ERR_clear_error();
+}
+
 void TlsStream::mark_clean_end() {
   // SSL_free of a connection that was not shut down marks its session not
   // resumable (OpenSSL's ssl_clear_bad_session), and in TLS 1.3 that
   // session is the last ticket received, the one the pool holds. After a
-  // complete response the connection did end cleanly: the server closed
-  // it, and we do not answer its close_notify (the server's socket is
-  // gone by then, and data would only draw a reset).
+  // complete response the connection did end cleanly, even when the server
+  // closed without a close_notify to answer.
   if (ssl_ != nullptr) SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 

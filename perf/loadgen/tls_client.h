@@ -82,6 +82,8 @@ class TlsStream {
   // A new client SSL; offers `resume` when not null. keep_sessions: sessions
   // the server sends on this connection go to the context's pool.
   bool open(ClientTlsContext& context, SSL_SESSION* resume, bool keep_sessions);
+  // Queues our close_notify (take_ciphertext has it).
+  void shutdown();
   // The connection ended as it should (every response complete): keep its
   // sessions resumable.
   void mark_clean_end();
