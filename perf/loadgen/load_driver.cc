@@ -83,17 +83,19 @@ void LoadDriver::start_free_slots(uint64_t now) {
   }
 }
 
-void LoadDriver::print_progress(uint64_t now, uint64_t run_start) {
+void LoadDriver::print_progress(uint64_t now, uint64_t run_start, bool warming) {
+  if (now - last_progress_ns_ < 1'000'000) return;  // one was printed just now
   Counters counters;
   Latencies latencies;
   stats_.take_interval(counters, latencies);
   const double interval_s = static_cast<double>(now - last_progress_ns_) / 1e9;
   last_progress_ns_ = now;
   const unsigned active = static_cast<unsigned>(connections_.size() - free_slots_.size());
-  std::fprintf(stderr, "%s\n",
+  std::fprintf(stderr, "%s%s\n",
                progress_line(static_cast<double>(now - run_start) / 1e9, interval_s, counters,
                              latencies, active)
-                   .c_str());
+                   .c_str(),
+               warming ? "  (warm-up)" : "");
 }
 
 RunResult LoadDriver::run() {
@@ -143,8 +145,12 @@ RunResult LoadDriver::run() {
       connections_[slot]->on_completion(op, res, reaped);
     });
     now = monotonic_ns();
+    if (progress_ns != 0 && now - last_progress_ns_ >= progress_ns) {
+      print_progress(now, run_start, warming);
+    }
     if (warming && now >= measure_start) {
       warming = false;
+      if (progress_ns != 0) print_progress(now, run_start, true);  // the warm-up's last part
       stats_.reset();
       claimed_ = 0;
       measure_start = now;
@@ -154,7 +160,6 @@ RunResult LoadDriver::run() {
       next_tick = now + kTickNs;
       for (auto& c : connections_) c->check_timeout(now, timeout_ns);
     }
-    if (progress_ns != 0 && now - last_progress_ns_ >= progress_ns) print_progress(now, run_start);
     if (now >= end || stop_signal != 0) break;
   }
 

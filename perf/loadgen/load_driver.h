@@ -35,7 +35,7 @@ class LoadDriver final : public ConnectionHost {
  private:
   Kind next_kind();
   void start_free_slots(uint64_t now);
-  void print_progress(uint64_t now, uint64_t run_start);
+  void print_progress(uint64_t now, uint64_t run_start, bool warming);
 
   const Options& options_;
   ClientTlsContext& tls_;
