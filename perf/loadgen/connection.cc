@@ -119,7 +119,7 @@ void Connection::on_connect(int result, uint64_t now) {
   last_progress_ns_ = now;
   phase_ = Phase::kHandshaking;
   advance(now);  // writes the ClientHello
-  if (phase_ != Phase::kClosing) submit_recv();
+  if (phase_ == Phase::kHandshaking) submit_recv();
 }
 
 void Connection::on_recv(int result, uint64_t now) {
@@ -244,8 +244,8 @@ void Connection::on_response(uint64_t now) {
     return fail("http_status:" + std::to_string(status));
   }
   // Counted only now: in TLS 1.3 the client finishes its handshake before
-  // the server has checked the client's certificate (RFC 8446 4.4.4), so a
-  // refusal shows as an alert after "the handshake".
+  // the server has checked the client's certificate, so a
+  // refusal shows as an alert after "the handshake" (RFC 8446 2, 4.4.2.4).
   if (requests_done_ == 1) {
     ctx_.stats.handshake_done(handshake_ns_, offered_session_, tls_.resumed());
   }
