@@ -26,6 +26,7 @@ handshake is over, so that alert arrives on the first read.
 import argparse
 import hashlib
 import json
+import selectors
 import socket
 import ssl
 import sys
@@ -215,33 +216,59 @@ def cmd_proxy(args):
     out["handshake_ok"] = True
     out.update(session_facts(tls))
     data = pattern_bytes("proxy", args.size)
-    errors = []
-
-    def send():
-        try:
-            tls.sendall(data)
-        except OSError as e:
-            errors.append(describe_error(e, "send"))
     try:
         magic = recv_exact(tls, len(REPORT_MAGIC) + 4)
         if magic[:len(REPORT_MAGIC)] != REPORT_MAGIC:
             raise ValueError(f"no origin report: {magic!r}")
         out["origin"] = json.loads(recv_exact(tls, int.from_bytes(magic[-4:], "big")))
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        echo = recv_exact(tls, len(data))
-        sender.join(30)
+        echo = send_and_receive(tls, data, deadline=time.monotonic() + 60)
         out["sent"] = len(data)
         out["echo_ok"] = echo == data
         if echo != data:
-            out["first_mismatch"] = next(i for i in range(len(data)) if echo[i] != data[i])
-    except (ssl.SSLError, OSError, ValueError) as e:
+            out["first_mismatch"] = next((i for i in range(min(len(echo), len(data)))
+                                          if echo[i] != data[i]), min(len(echo), len(data)))
+    except (ssl.SSLError, OSError, ValueError, TimeoutError) as e:
         out["error"] = describe_error(e, "stream")
     finally:
         tls.close()
-    if errors:
-        out["error"] = errors[0]
     return out
+
+
+def send_and_receive(tls, data, deadline):
+    """Sends data while reading as many bytes back, on one thread: an SSL
+    object must not be used by two threads at once (OpenSSL's rule; a
+    sender thread beside a reader made Python report a spurious EOF)."""
+    tls.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(tls, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    sent, echo = 0, bytearray()
+    try:
+        while len(echo) < len(data):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sent {sent} of {len(data)}, got {len(echo)} back")
+            events = 0
+            for _, mask in sel.select(timeout=1.0):
+                events |= mask
+            if sent < len(data) and events & selectors.EVENT_WRITE:
+                try:
+                    sent += tls.send(data[sent:sent + (1 << 16)])
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            while events & selectors.EVENT_READ or tls.pending():
+                try:
+                    chunk = tls.recv(1 << 16)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    break
+                if not chunk:
+                    raise ConnectionError(f"EOF after {len(echo)} of {len(data)} bytes")
+                echo += chunk
+                events = 0
+            if sent == len(data):
+                sel.modify(tls, selectors.EVENT_READ)
+    finally:
+        sel.close()
+        tls.setblocking(True)
+    return bytes(echo)
 
 
 def one_exchange(ctx, args, requests, check):
