@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 
+#include "dataplane/tls/alert_name.h"
+
 namespace mtlsgw::loadgen {
 namespace {
 
@@ -43,47 +45,11 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
   return 1;  // the pool keeps the reference
 }
 
-// AlertDescription names of RFC 8446 6 (plus RFC 5246 7.2's older ones and
-// RFC 7507's): OpenSSL 3.0's SSL_alert_desc_string_long knows no
-// certificate_required (116).
+// The gateway's own table (RFC 8446 6 and the TLS 1.2 names): OpenSSL
+// 3.0's SSL_alert_desc_string_long knows no certificate_required (116).
 std::string alert_name(int description) {
-  switch (description) {
-    case 0: return "close_notify";
-    case 10: return "unexpected_message";
-    case 20: return "bad_record_mac";
-    case 21: return "decryption_failed";
-    case 22: return "record_overflow";
-    case 30: return "decompression_failure";
-    case 40: return "handshake_failure";
-    case 41: return "no_certificate";
-    case 42: return "bad_certificate";
-    case 43: return "unsupported_certificate";
-    case 44: return "certificate_revoked";
-    case 45: return "certificate_expired";
-    case 46: return "certificate_unknown";
-    case 47: return "illegal_parameter";
-    case 48: return "unknown_ca";
-    case 49: return "access_denied";
-    case 50: return "decode_error";
-    case 51: return "decrypt_error";
-    case 60: return "export_restriction";
-    case 70: return "protocol_version";
-    case 71: return "insufficient_security";
-    case 80: return "internal_error";
-    case 86: return "inappropriate_fallback";
-    case 90: return "user_canceled";
-    case 100: return "no_renegotiation";
-    case 109: return "missing_extension";
-    case 110: return "unsupported_extension";
-    case 111: return "certificate_unobtainable";
-    case 112: return "unrecognized_name";
-    case 113: return "bad_certificate_status_response";
-    case 114: return "bad_certificate_hash_value";
-    case 115: return "unknown_psk_identity";
-    case 116: return "certificate_required";
-    case 120: return "no_application_protocol";
-    default: return "alert_" + std::to_string(description);
-  }
+  const std::string_view name = mtlsgw::tls::alert_name(static_cast<uint8_t>(description));
+  return name.empty() ? "alert_" + std::to_string(description) : std::string(name);
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
       listener_port_(listener_port),
       timers_(stack.now_us()),
       host_counters_(tables_->host_count()) {
+  unix_offset_us_ = unix_now_us() - static_cast<int64_t>(stack.now_us());
   ssl_pool_ = std::make_unique<tls::SslPool>(tables_->contexts().front(), limits_.ssl_pool_idle);
   sessions_ = std::make_unique<Session[]>(limits_.max_sessions);
   free_.reserve(limits_.max_sessions);
@@ -107,7 +108,6 @@ void TlsGateway::on_accepted(TcpStack& stack, ConnHandle h, const net::tcp::Four
   s.closing_client = s.client_shut = s.reaping = s.verdict_known = false;
   s.end = ConnectionEnd::closed;
   s.start_us = s.last_active_us = stack.now_us();
-  s.start_unix_us = unix_now_us();
   s.bytes_from_client = s.bytes_to_client = s.bytes_to_upstream = s.bytes_from_upstream = 0;
   s.http = nullptr;
   s.verify = tls::HandshakeVerify{};

@@ -112,7 +112,6 @@ class TlsGateway final : public net::tcp::TcpApp {
     bool verdict_known = false;  // verify.verdict is this connection's (for the log)
     ConnectionEnd end = ConnectionEnd::closed;
     uint64_t start_us = 0;
-    int64_t start_unix_us = 0;
     uint64_t last_active_us = 0;
     uint64_t bytes_from_client = 0;  // plaintext, after decryption
     uint64_t bytes_to_client = 0;    // plaintext, before encryption
@@ -156,7 +155,11 @@ class TlsGateway final : public net::tcp::TcpApp {
   void http_client_writable(Session& s) noexcept;
   void http_origin_writable(Session& s) noexcept;
   void http_origin_failed(Session& s, UpstreamFailure why, bool before_data) noexcept;
-  uint32_t handshake_timeout_us(const Session& s) const noexcept;
+  // Wall-clock time from the stack's monotonic clock: no clock call per
+  // segment (logs and the HTTP Date field need seconds; the TSC the stack
+  // runs on drifts from the wall clock by ppm, well under that).
+  int64_t unix_us(uint64_t stack_us) const noexcept { return static_cast<int64_t>(stack_us) + unix_offset_us_; }
+  int64_t now_epoch() const noexcept { return unix_us(stack_.now_us()) / 1'000'000; }
 
   static uint32_t client_sink_send(void* context, const uint8_t* data, uint32_t len) noexcept;
   static uint32_t client_sink_space(void* context) noexcept;
@@ -167,6 +170,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   GatewayLimits limits_;
   uint16_t listener_port_;
   uint32_t max_handshake_timeout_us_ = 0;
+  int64_t unix_offset_us_ = 0;  // wall clock minus the stack's clock
   std::unique_ptr<tls::SslPool> ssl_pool_;
   std::unique_ptr<Session[]> sessions_;
   std::vector<uint32_t> free_;

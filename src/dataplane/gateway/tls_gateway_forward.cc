@@ -70,7 +70,7 @@ void TlsGateway::forward_from_client(Session& s) noexcept {
       if (slot.carry_len > 0) {
         HttpSinks sinks(s);
         const size_t taken = slot.exchange.from_client({slot.carry, slot.carry_len}, sinks.origin,
-                                                       sinks.client, unix_now_us() / 1'000'000);
+                                                       sinks.client, now_epoch());
         if (taken > 0) {
           std::memmove(slot.carry, slot.carry + taken, slot.carry_len - taken);
           slot.carry_len -= static_cast<uint32_t>(taken);
@@ -147,7 +147,7 @@ void TlsGateway::pump_upstream(Session& s) noexcept {
       if (s.http != nullptr) {
         HttpSinks sinks(s);
         taken = static_cast<uint32_t>(s.http->exchange.from_origin({spans.data[i], spans.len[i]}, sinks.client,
-                                                                   unix_now_us() / 1'000'000));
+                                                                   now_epoch()));
       } else {
         taken = s.tls.send(spans.data[i], spans.len[i]);
         s.bytes_to_client += taken;
@@ -168,7 +168,7 @@ void TlsGateway::pump_upstream(Session& s) noexcept {
     if (origin_over && !s.http->origin_end_told) {
       s.http->origin_end_told = true;
       HttpSinks sinks(s);
-      s.http->exchange.origin_ended(sinks.client, unix_now_us() / 1'000'000);
+      s.http->exchange.origin_ended(sinks.client, now_epoch());
       apply_http(s);
     }
     return;
@@ -195,13 +195,13 @@ void TlsGateway::apply_http(Session& s) noexcept {
 
 void TlsGateway::http_client_writable(Session& s) noexcept {
   HttpSinks sinks(s);
-  s.http->exchange.on_client_writable(sinks.client, unix_now_us() / 1'000'000);
+  s.http->exchange.on_client_writable(sinks.client, now_epoch());
   apply_http(s);
 }
 
 void TlsGateway::http_origin_writable(Session& s) noexcept {
   HttpSinks sinks(s);
-  s.http->exchange.on_origin_writable(sinks.origin, sinks.client, unix_now_us() / 1'000'000);
+  s.http->exchange.on_origin_writable(sinks.origin, sinks.client, now_epoch());
   apply_http(s);
 }
 
@@ -221,7 +221,7 @@ void TlsGateway::http_origin_failed(Session& s, UpstreamFailure why, bool before
       break;
   }
   HttpSinks sinks(s);
-  s.http->exchange.origin_failed(kind, sinks.client, unix_now_us() / 1'000'000);
+  s.http->exchange.origin_failed(kind, sinks.client, now_epoch());
   apply_http(s);
   // Before the origin answered, the client's request waited in TCP (or in
   // OpenSSL's read-ahead); the exchange answers it 502/504 only once it

@@ -17,8 +17,8 @@ inline constexpr uint32_t kPlainChunk = tls::TlsSession::kMaxRecordPlaintext;
 
 constexpr uint64_t ms_to_us(uint32_t ms) { return uint64_t{ms} * 1000; }
 
-// Wall-clock time for logs and the HTTP Date field; the stack's clock is
-// monotonic and starts at the worker's start.
+// Wall-clock time, read once per gateway to tie the stack's monotonic
+// clock to it (TlsGateway::unix_us): never per segment.
 inline int64_t unix_now_us() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -19,7 +19,7 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
   }
   AccessRecord& r = *slot;
   r = AccessRecord{};
-  r.start_unix_us = s.start_unix_us;
+  r.start_unix_us = unix_us(s.start_us);
   r.duration_us = stack_.now_us() - s.start_us;
   r.client_ip = s.tuple.remote_ip;
   r.client_port = s.tuple.remote_port;

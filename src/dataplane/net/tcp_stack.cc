@@ -424,9 +424,13 @@ void TcpStack::mark_output(Tcb& tcb) noexcept {
   output_pending_.push_back(static_cast<uint32_t>(&tcb - tcbs_.data()));
 }
 
-uint32_t TcpStack::send(ConnHandle h, const uint8_t* data, uint32_t len) noexcept {
+// The TCB a send may write into with its send buffer attached, or null:
+// a stale handle, a FIN already queued, a state that takes no more data
+// (RFC 9293 3.10.2), or no buffer in the pool (then on_writable is armed
+// and the TCB waits in the buffer FIFO).
+Tcb* TcpStack::writable_tcb(ConnHandle h) noexcept {
   Tcb* tcb = get(h);
-  if (tcb == nullptr || tcb->fin_queued) return 0;
+  if (tcb == nullptr || tcb->fin_queued) return nullptr;
   switch (tcb->state) {
     case State::syn_sent:
     case State::syn_received:
@@ -434,13 +438,19 @@ uint32_t TcpStack::send(ConnHandle h, const uint8_t* data, uint32_t len) noexcep
     case State::close_wait:
       break;
     default:
-      return 0;
+      return nullptr;
   }
   if (!attach_send_buffer(*tcb)) {
     tcb->want_writable = true;
     wait_for_buffer(*tcb);
-    return 0;
+    return nullptr;
   }
+  return tcb;
+}
+
+uint32_t TcpStack::send(ConnHandle h, const uint8_t* data, uint32_t len) noexcept {
+  Tcb* tcb = writable_tcb(h);
+  if (tcb == nullptr) return 0;
   const uint32_t taken = tcb->snd.write(data, len);
   if (taken < len) tcb->want_writable = true;
   if (taken != 0) mark_output(*tcb);
@@ -456,22 +466,8 @@ uint32_t TcpStack::send_space(ConnHandle h) const noexcept {
 }
 
 uint32_t TcpStack::reserve_send(ConnHandle h) noexcept {
-  Tcb* tcb = get(h);
-  if (tcb == nullptr || tcb->fin_queued) return 0;
-  switch (tcb->state) {
-    case State::syn_sent:
-    case State::syn_received:
-    case State::established:
-    case State::close_wait:
-      break;
-    default:
-      return 0;
-  }
-  if (!attach_send_buffer(*tcb)) {
-    tcb->want_writable = true;
-    wait_for_buffer(*tcb);
-    return 0;
-  }
+  Tcb* tcb = writable_tcb(h);
+  if (tcb == nullptr) return 0;
   const uint32_t space = tcb->snd.free_space();
   if (space == 0) tcb->want_writable = true;
   return space;

@@ -352,6 +352,7 @@ class TcpStack {
   void set_state(Tcb& tcb, State state) noexcept;
   const Listener* find_listener(uint16_t port) const noexcept;
   bool attach_send_buffer(Tcb& tcb) noexcept;
+  Tcb* writable_tcb(ConnHandle h) noexcept;
   bool attach_receive_buffer(Tcb& tcb) noexcept;
   void detach_buffers_if_idle(Tcb& tcb) noexcept;
   void wait_for_buffer(Tcb& tcb) noexcept;
