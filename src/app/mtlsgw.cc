@@ -20,6 +20,7 @@
 #include "control/stats.h"
 #include "control/telemetry.h"
 #include "dataplane/dataplane.h"
+#include "dataplane/tls/openssl_heap.h"
 #include "mtlsgw_version.h"
 
 namespace {
@@ -234,6 +235,11 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything can make OpenSSL allocate (openssl_heap.h): without it,
+  // /mtlsgw/memory has no OpenSSL share, and the gateway still runs.
+  if (!tls::install_openssl_heap_accounting()) {
+    fmt::print(stderr, "mtlsgw: OpenSSL allocated before main(): its heap is not counted\n");
+  }
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "dataplane/tls/openssl_heap.h"
+
 namespace mtlsgw::control {
 namespace {
 
@@ -29,6 +31,8 @@ void add_tls(TlsStats& tls, const gateway::TlsGateway& gw) {
   };
   gw.counters().visit(add);
   add("active", gw.counters().active.get());
+  add("http_slots", gw.counters().http_slots.get());
+  add("ssl_pool_idle", gw.counters().ssl_pool_idle.get());
   tls.enabled = true;
   const gateway::HostCounterTable& hosts = gw.host_counters();
   for (uint32_t h = 0; h < hosts.size(); ++h) {
@@ -58,6 +62,28 @@ void append_tls(std::string& out, const TlsStats& tls) {
     for (size_t r = 0; r < tls::kVerifyReasonCount; ++r) {
       if (host.verify[r] != 0) out += fmt::format(" verify_{}={}", tls::kVerifyReasonNames[r], host.verify[r]);
     }
+  }
+}
+
+void add_memory(MemoryStats& m, const dataplane::Worker& worker) {
+  const net::tcp::TcpCounters& tcp = worker.tcp_counters();
+  uint64_t tcbs = 0;
+  for (const Counter& state : tcp.connections_by_state) tcbs += state.get();
+  m.tcbs += tcbs;
+  m.tcb_bytes += tcbs * net::tcp::TcpStack::tcb_bytes();
+  m.tcp_buffers += tcp.buffers_held.get();
+  m.tcp_buffer_bytes += tcp.buffers_held.get() * worker.tcp_buffer_size();
+  m.reserved_bytes += worker.tcp_reserved_bytes();
+  for (const gateway::TlsGateway* gw : worker.gateways()) {
+    const uint64_t sessions = gw->counters().active.get();
+    const uint64_t http = gw->counters().http_slots.get();
+    m.tls_sessions += sessions;
+    m.tls_session_bytes += sessions * gateway::TlsGateway::session_bytes();
+    m.http_slots += http;
+    m.http_slot_bytes += http * gateway::TlsGateway::http_slot_bytes();
+    m.ssl_pool_idle += gw->counters().ssl_pool_idle.get();
+    m.ssl_pool_bytes += gw->pooled_ssl_bytes();
+    m.reserved_bytes += gw->reserved_bytes();
   }
 }
 
@@ -104,7 +130,9 @@ StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane) {
     w.fault_tx = fault_stats_of(*worker, dataplane::FaultDirection::tx);
     stats.workers.push_back(w);
     for (const gateway::TlsGateway* gw : worker->gateways()) add_tls(stats.tls, *gw);
+    add_memory(stats.memory, *worker);
   }
+  stats.memory.openssl_heap_bytes = tls::openssl_heap_bytes();
   count_dispatched_segments_once(stats.counters);
   return stats;
 }
@@ -145,6 +173,11 @@ std::string format_report(const StatsSnapshot& stats) {
     append_faults(out, w.index, "tx", w.fault_tx);
   }
   append_tls(out, stats.tls);
+  const MemoryStats& m = stats.memory;
+  out += fmt::format("\nmemory: in_use_bytes={} openssl_heap_bytes={} tcbs={} tcp_buffers={} tls_sessions={} "
+                     "http_slots={} reserved_bytes={}",
+                     m.in_use_bytes(), m.openssl_heap_bytes, m.tcbs, m.tcp_buffers, m.tls_sessions, m.http_slots,
+                     m.reserved_bytes);
   out += '\n';
   return out;
 }

@@ -51,6 +51,30 @@ struct TlsStats {
   std::vector<TlsHostStats> hosts;
 };
 
+// What the gateway holds for its connections now, summed over workers
+// (/mtlsgw/memory, docs/telemetry.md). Issue 5's "memory per idle
+// connection" is the change of in_use_bytes() over a number of idle
+// connections, divided by that number.
+struct MemoryStats {
+  int64_t openssl_heap_bytes = -1;  // whole process; -1: not counted (openssl_heap.h)
+  uint64_t tcbs = 0;                // TCBs in use, every state
+  uint64_t tcb_bytes = 0;
+  uint64_t tcp_buffers = 0;         // pool buffers attached to connections
+  uint64_t tcp_buffer_bytes = 0;
+  uint64_t tls_sessions = 0;        // gateway session slots in use
+  uint64_t tls_session_bytes = 0;
+  uint64_t http_slots = 0;          // `http` exchange slots in use
+  uint64_t http_slot_bytes = 0;
+  uint64_t ssl_pool_idle = 0;       // SSL objects waiting for a connection
+  uint64_t ssl_pool_bytes = 0;      // their share of openssl_heap_bytes
+  uint64_t reserved_bytes = 0;      // preallocated at start (pages backed on first use)
+  uint64_t in_use_bytes() const noexcept {
+    const uint64_t heap = openssl_heap_bytes > 0 ? static_cast<uint64_t>(openssl_heap_bytes) : 0;
+    const uint64_t connections_heap = heap > ssl_pool_bytes ? heap - ssl_pool_bytes : 0;
+    return connections_heap + tcb_bytes + tcp_buffer_bytes + tls_session_bytes + http_slot_bytes;
+  }
+};
+
 struct StatsSnapshot {
   std::vector<std::pair<std::string_view, uint64_t>> counters;  // summed over workers, see below
   std::vector<std::pair<std::string_view, uint64_t>> drops;     // every reason, summed
@@ -58,6 +82,7 @@ struct StatsSnapshot {
   std::vector<WorkerStats> workers;
   std::vector<std::vector<std::pair<std::string_view, uint64_t>>> worker_counters;
   TlsStats tls;
+  MemoryStats memory;
 };
 
 StatsSnapshot collect_stats(const dataplane::Dataplane& dataplane);

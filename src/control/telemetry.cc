@@ -75,6 +75,32 @@ int cmd_stats(const char*, const char*, rte_tel_data* d) {
 // The TLS gateway's counters summed over workers, and one container per
 // host ("host_0", ...: telemetry names allow no dots) with its name,
 // handshake outcomes and verification reasons ("verify_<reason>").
+// What connections hold now (stats.h MemoryStats). openssl_heap_bytes is
+// left out when the heap is not counted (a library user that did not
+// install the accounting).
+int cmd_memory(const char*, const char*, rte_tel_data* d) {
+  return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
+    const MemoryStats m = collect_stats(dp).memory;
+    rte_tel_data_start_dict(out);
+    rte_tel_data_add_dict_u64(out, "in_use_bytes", m.in_use_bytes());
+    if (m.openssl_heap_bytes >= 0) {
+      rte_tel_data_add_dict_u64(out, "openssl_heap_bytes", static_cast<uint64_t>(m.openssl_heap_bytes));
+    }
+    rte_tel_data_add_dict_u64(out, "tcbs", m.tcbs);
+    rte_tel_data_add_dict_u64(out, "tcb_bytes", m.tcb_bytes);
+    rte_tel_data_add_dict_u64(out, "tcp_buffers", m.tcp_buffers);
+    rte_tel_data_add_dict_u64(out, "tcp_buffer_bytes", m.tcp_buffer_bytes);
+    rte_tel_data_add_dict_u64(out, "tls_sessions_active", m.tls_sessions);
+    rte_tel_data_add_dict_u64(out, "tls_session_bytes", m.tls_session_bytes);
+    rte_tel_data_add_dict_u64(out, "http_slots", m.http_slots);
+    rte_tel_data_add_dict_u64(out, "http_slot_bytes", m.http_slot_bytes);
+    rte_tel_data_add_dict_u64(out, "ssl_pool_idle", m.ssl_pool_idle);
+    rte_tel_data_add_dict_u64(out, "ssl_pool_bytes", m.ssl_pool_bytes);
+    rte_tel_data_add_dict_u64(out, "reserved_bytes", m.reserved_bytes);
+    return 0;
+  });
+}
+
 int cmd_tls(const char*, const char*, rte_tel_data* d) {
   return with_dataplane(d, [](const dataplane::Dataplane& dp, rte_tel_data* out) {
     const StatsSnapshot stats = collect_stats(dp);
@@ -253,6 +279,8 @@ void register_once() {
     rte_telemetry_register_cmd("/mtlsgw/faults", cmd_faults,
                                "Per worker and direction: the fault injectors' spec and counts.");
     rte_telemetry_register_cmd("/mtlsgw/version", cmd_version, "The gateway's version.");
+    rte_telemetry_register_cmd("/mtlsgw/memory", cmd_memory,
+                               "Memory held for connections now (OpenSSL heap, TCBs, buffers, slots).");
     rte_telemetry_register_cmd("/mtlsgw/tls", cmd_tls,
                                "TLS gateway counters, and per host handshakes and verification reasons.");
   });

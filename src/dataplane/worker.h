@@ -91,6 +91,10 @@ class Worker final : private net::NeighborListener {
   const net::StackCounters& counters() const noexcept { return counters_; }
   const net::tcp::TcpCounters& tcp_counters() const noexcept { return tcp_->counters(); }
   const WorkerLoad& load() const noexcept { return load_; }
+  // Sizes fixed at construction (any thread may ask): the TCP stack's
+  // reservation (tcp_stack.h) and one buffer of its pool.
+  size_t tcp_reserved_bytes() const noexcept { return tcp_->reserved_bytes(); }
+  uint32_t tcp_buffer_size() const noexcept { return tcp_->config().buffer_size; }
   // The worker's "tls" listeners, in listener order (their counters are
   // read by telemetry and the exit report).
   const std::vector<gateway::TlsGateway*>& gateways() const noexcept { return gateways_; }

@@ -816,12 +816,56 @@ def scenario_load(args, pki):
             log("NOTE: /mtlsgw/tls has no 'active' gauge; the TCP gauges are checked instead")
         log(f"tls telemetry: {json.dumps(tls_stats(gw))}")
         wait_gauges_zero(gw, checks, "after the load", include_time_wait=False)
+        check_idle_connections_rest(gw, pki, checks)
         if args.workers > 1:
             per_worker = {w: c.get("tcp_passive_opens", 0)
                           for w, c in gw.telemetry("/mtlsgw/workers").items()}
             log(f"passive opens per worker: {per_worker}")
         finish(gw, checks)
     checks.fail_if_any()
+
+
+IDLE_CLIENTS = 20
+
+
+def check_idle_connections_rest(gw, pki, checks):
+    """Keep-alive connections left idle give back their http slots and TCP
+    buffers (/mtlsgw/memory; issue 5's memory per idle connection), and each
+    still answers its next request."""
+    before = gw.telemetry("/mtlsgw/memory")
+    good = client_args(pki, "client-devices", API, alpn="http/1.1")
+    proc = gw.spawn(sys.executable, CLIENTS, "idle", "--ca", pki.file("server-ca.pem"), *good,
+                    "--clients", str(IDLE_CLIENTS), "--deadline", "120", stdin=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""
+        held = json.loads(line).get("held", 0) if line.startswith("{") else 0
+        checks.expect(held == IDLE_CLIENTS, f"the idle client holds {held} of {IDLE_CLIENTS}: {line!r}")
+
+        def rested():
+            memory = gw.telemetry("/mtlsgw/memory")
+            return memory["http_slots"] == 0 and memory["tcp_buffers"] == 0
+        quiet = wait_for(rested, timeout=30)
+        memory = gw.telemetry("/mtlsgw/memory")
+        log(f"memory with {held} idle connections: {json.dumps(memory)}")
+        checks.expect(quiet, f"idle connections still hold http slots or TCP buffers: {memory}")
+        checks.expect(memory["tls_sessions_active"] == held,
+                      f"{memory['tls_sessions_active']} TLS sessions for {held} idle connections")
+        if held:
+            log(f"memory per idle connection: "
+                f"{(memory['in_use_bytes'] - before['in_use_bytes']) / held:.0f} bytes")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, _ = proc.communicate(timeout=120)
+        results = [line for line in out.splitlines() if line.startswith("{")]
+        result = json.loads(results[-1]) if results else {}
+        log(f"idle: {json.dumps(result)}")
+        checks.expect(result.get("ok_after_rest") == held,
+                      f"requests on rested connections failed: {result}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 SCENARIOS = {"identity": scenario_identity, "refusals": scenario_refusals,

@@ -26,6 +26,7 @@ handshake is over, so that alert arrives on the first read.
 import argparse
 import hashlib
 import json
+import select
 import selectors
 import socket
 import ssl
@@ -357,6 +358,56 @@ def cmd_concurrent(args):
             "requests_per_s": round(args.clients * args.requests / seconds, 1)}
 
 
+def cmd_idle(args):
+    """--clients connections, one keep-alive request each; then prints
+    {"held": N}, waits for a line on stdin (the test looks at the gateway
+    meanwhile), sends one more request on each and closes them all."""
+    ctx = make_context(args)
+    check = identity_check("true" if args.cert else "false")
+    data, _ = request_bytes({"target": "/echo"}, args.sni)
+    held, failures = [], []
+
+    def exchange(tls, f, stage):
+        tls.sendall(data)
+        status, _, body = read_response(f)
+        if status != 200:
+            return {"stage": stage, "status": status}
+        problem = check(json.loads(body))
+        return {"stage": stage, "problem": problem} if problem else None
+
+    for i in range(args.clients):
+        try:
+            tls = connect(args, ctx)
+            f = tls.makefile("rb")
+            problem = exchange(tls, f, "first request")
+        except (ssl.SSLError, OSError, ValueError) as e:
+            failures.append(describe_error(e, "first request"))
+            continue
+        if problem:
+            failures.append(problem)
+            tls.close()
+        else:
+            held.append((tls, f))
+    print(json.dumps({"held": len(held)}), flush=True)
+    ready, _, _ = select.select([sys.stdin], [], [], args.deadline)
+    if ready:
+        sys.stdin.readline()
+    ok = 0
+    for tls, f in held:
+        try:
+            problem = exchange(tls, f, "request after the rest")
+            if problem:
+                failures.append(problem)
+            else:
+                ok += 1
+        except (ssl.SSLError, OSError, ValueError) as e:
+            failures.append(describe_error(e, "request after the rest"))
+        finally:
+            tls.close()
+    return {"clients": args.clients, "held": len(held), "ok_after_rest": ok,
+            "failures": len(failures), "first_failures": failures[:5]}
+
+
 def cmd_grpc(args):
     """gRPC over TLS (ALPN h2) through the gateway to tls_origins.py --grpc:
     a unary echo of --size bytes, a bidi stream of --messages, and Who."""
@@ -404,7 +455,7 @@ def cmd_grpc(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["http", "proxy", "bulk", "concurrent", "grpc"])
+    parser.add_argument("command", choices=["http", "proxy", "bulk", "concurrent", "idle", "grpc"])
     parser.add_argument("--connect", default=GATEWAY)
     parser.add_argument("--sni", default="api.example.test")
     parser.add_argument("--ca", required=True)
@@ -423,7 +474,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     out = {"cmd_http": cmd_http, "cmd_proxy": cmd_proxy, "cmd_bulk": cmd_bulk,
-           "cmd_concurrent": cmd_concurrent, "cmd_grpc": cmd_grpc}["cmd_" + args.command](args)
+           "cmd_concurrent": cmd_concurrent, "cmd_idle": cmd_idle, "cmd_grpc": cmd_grpc}["cmd_" + args.command](args)
     print(json.dumps(out), flush=True)
     return 0
 

@@ -47,6 +47,23 @@ void HttpExchange::start(const tls::ClientIdentity* identity,
   expected_authority_ = expected_authority;
 }
 
+bool HttpExchange::at_rest() const noexcept {
+  const bool requests_quiet = request_parser_.idle() && request_in_head_ && !request_head_owed_ &&
+                              origin_carry_ == 0 && !awaiting_upgrade_ && !closing_ && !client_ended_;
+  const bool responses_quiet = response_parser_.idle() && response_parser_.pending() == 0 &&
+                               response_in_head_ && !response_head_owed_ && client_carry_ == 0 &&
+                               !mid_response_ && !response_closed_ && !tunnel_;
+  const bool origin_usable = origin_ == Origin::kOpen && !origin_eof_ && !reset_origin_;
+  const bool nothing_of_ours = local_status_ == 0 && !local_waits_ && deferred_status_ == 0 && !reset_client_;
+  return requests_quiet && responses_quiet && origin_usable && nothing_of_ours;
+}
+
+void HttpExchange::resume(const Tally& tally) noexcept {
+  requests_ = tally.requests;
+  responses_ = tally.responses;
+  forwarded_ = tally.forwarded;
+}
+
 // ---- client -> origin -----------------------------------------------------
 
 size_t HttpExchange::from_client(std::span<const uint8_t> in, ByteSink& origin, ByteSink& client,

@@ -138,6 +138,24 @@ class HttpExchange {
   uint16_t local_status() const noexcept { return local_status_; }  // the canned status answered, 0 if none
   bool tunnel() const noexcept { return tunnel_; }  // a 101 turned the connection into a tunnel
 
+  // What an exchange at rest carries over: the counts above and the
+  // requests forwarded (origin_failed() answers differently before the
+  // first one).
+  struct Tally {
+    uint32_t requests = 0;
+    uint32_t responses = 0;
+    uint32_t forwarded = 0;
+  };
+  // Between messages in both directions with nothing half-parsed, owed,
+  // carried or awaited, no answer of ours pending, and the connection
+  // neither ending nor a tunnel. Then start() followed by resume(tally())
+  // behaves exactly as this exchange would, so an idle connection can give
+  // its exchange and buffers back to a pool (~70 KiB, tls_gateway) and take
+  // one again when a byte arrives.
+  bool at_rest() const noexcept;
+  Tally tally() const noexcept { return {requests_, responses_, forwarded_}; }
+  void resume(const Tally& tally) noexcept;
+
  private:
   enum class Origin : uint8_t { kOpen, kEnded, kFailed };
 

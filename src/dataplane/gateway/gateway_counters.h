@@ -38,7 +38,9 @@ struct GatewayCounters {
 #define MTLSGW_GATEWAY_FIELD(name) Counter name;
   MTLSGW_GATEWAY_COUNTERS(MTLSGW_GATEWAY_FIELD)
 #undef MTLSGW_GATEWAY_FIELD
-  Counter active;  // gauge: sessions in use
+  Counter active;      // gauge: sessions in use
+  Counter http_slots;  // gauge: `http` exchange slots in use
+  Counter ssl_pool_idle;  // gauge: SSL objects waiting in the worker's free list
 
   template <typename Fn>
   void visit(Fn&& fn) const {

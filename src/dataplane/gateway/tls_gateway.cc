@@ -60,7 +60,7 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
     for (uint32_t i = limits_.http_exchanges; i > 0; --i) free_http_.push_back(&http_slots_[i - 1]);
   }
   scratch_.reset(new uint8_t[kScratchBytes]);
-  ssl_pool_->prefill(std::min<uint32_t>(limits_.ssl_pool_idle, 64));
+  counters_.ssl_pool_idle.set(ssl_pool_->prefill(std::min<uint32_t>(limits_.ssl_pool_idle, 64)));
 }
 
 TlsGateway::~TlsGateway() {
@@ -110,11 +110,14 @@ void TlsGateway::on_accepted(TcpStack& stack, ConnHandle h, const net::tcp::Four
   s.start_us = s.last_active_us = stack.now_us();
   s.bytes_from_client = s.bytes_to_client = s.bytes_to_upstream = s.bytes_from_upstream = 0;
   s.http = nullptr;
+  s.resting = s.http_parked = false;
+  s.http_tally = {};
   s.verify = tls::HandshakeVerify{};
   s.verify.refused_identity = &s.identity;
   s.identity.clear();
   stack.set_user(h, &s);
   SSL* ssl = ssl_pool_->acquire();
+  counters_.ssl_pool_idle.set(ssl_pool_->idle());
   const tls::CiphertextSink sink{client_sink_send, client_sink_space, &s};
   if (!s.tls.start(ssl, sink) || !tls::attach_handshake_verify(ssl, &s.verify)) {
     s.end = ConnectionEnd::internal;
@@ -136,6 +139,7 @@ void TlsGateway::on_readable(TcpStack&, ConnHandle h) noexcept {
   Session* s = session_of(h);
   if (s == nullptr) return;
   s->last_active_us = stack_.now_us();
+  s->resting = false;
   if (is_client(*s, h)) {
     pump_client(*s);
   } else {
@@ -241,9 +245,44 @@ void TlsGateway::on_closed(TcpStack&, ConnHandle h, CloseReason reason) noexcept
 
 uint32_t TlsGateway::poll(TcpStack&, uint64_t now_us) noexcept {
   Reentry guard(*this);
-  return static_cast<uint32_t>(timers_.advance(now_us, [&](dataplane::TimerNode& node) {
+  uint32_t work = static_cast<uint32_t>(timers_.advance(now_us, [&](dataplane::TimerNode& node) {
     on_deadline(dataplane::owner_of<Session, &Session::timer>(node), now_us);
   }));
+  if (now_us >= next_rest_sweep_us_) work += rest_idle_sessions(now_us);
+  return work;
+}
+
+// What a connection holds only while bytes move goes back once it has been
+// quiet for a second: OpenSSL's record buffers and, in `http` mode, the
+// exchange slot (~70 KiB). Idle keep-alive connections are the common case
+// (a device keeps its connection for hours), and issue 5 holds an idle
+// established connection to 8 KiB. A sweep of the session table four times
+// a second costs one look per slot; the next byte from either side takes
+// the buffers and a slot again (unpark_http).
+uint32_t TlsGateway::rest_idle_sessions(uint64_t now_us) noexcept {
+  constexpr uint64_t kSweepIntervalUs = 250'000;
+  constexpr uint64_t kQuietForUs = 1'000'000;
+  next_rest_sweep_us_ = now_us + kSweepIntervalUs;
+  if (counters_.active.get() == 0) return 0;
+  uint32_t rested = 0;
+  for (uint32_t i = 0; i < limits_.max_sessions; ++i) {
+    Session& s = sessions_[i];
+    if (s.phase != Phase::forwarding || s.resting || s.client_gone || s.closing_client) continue;
+    if (now_us < s.last_active_us + kQuietForUs) continue;
+    if (s.http != nullptr) {
+      HttpSlot& slot = *s.http;
+      if (slot.carry_len != 0 || slot.origin_end_told || !slot.exchange.at_rest()) continue;
+      s.http_tally = slot.exchange.tally();
+      free_http_.push_back(s.http);
+      s.http = nullptr;
+      s.http_parked = true;
+      counters_.http_slots.set(counters_.http_slots.get() - 1);
+    }
+    s.tls.release_buffers();
+    s.resting = true;
+    ++rested;
+  }
+  return rested;
 }
 
 void TlsGateway::pump_client(Session& s) noexcept {
@@ -354,12 +393,28 @@ void TlsGateway::release(Session& s) noexcept {
   if (s.http != nullptr) {
     free_http_.push_back(s.http);
     s.http = nullptr;
+    counters_.http_slots.set(counters_.http_slots.get() - 1);
   }
+  s.http_parked = false;
   ssl_pool_->release(s.tls.finish());
+  counters_.ssl_pool_idle.set(ssl_pool_->idle());
   s.phase = Phase::free;
   s.reaping = false;
   counters_.active.set(counters_.active.get() - 1);
   free_.push_back(static_cast<uint32_t>(&s - sessions_.get()));
+}
+
+size_t TlsGateway::session_bytes() noexcept { return sizeof(Session); }
+
+size_t TlsGateway::http_slot_bytes() noexcept { return sizeof(HttpSlot); }
+
+uint64_t TlsGateway::pooled_ssl_bytes() const noexcept {
+  return counters_.ssl_pool_idle.get() * ssl_pool_->ssl_bytes();
+}
+
+size_t TlsGateway::reserved_bytes() const noexcept {
+  const size_t http = http_slots_ ? size_t{limits_.http_exchanges} * sizeof(HttpSlot) : 0;
+  return size_t{limits_.max_sessions} * sizeof(Session) + http + kScratchBytes;
 }
 
 }  // namespace mtlsgw::gateway

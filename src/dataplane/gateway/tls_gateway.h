@@ -31,6 +31,7 @@
 #include <memory>
 #include <vector>
 
+#include "dataplane/forward/http_exchange.h"
 #include "dataplane/gateway/access_record.h"
 #include "dataplane/gateway/gateway_counters.h"
 #include "dataplane/gateway/gateway_tables.h"
@@ -85,6 +86,16 @@ class TlsGateway final : public net::tcp::TcpApp {
   const GatewayTables& tables() const noexcept { return *tables_; }
   uint16_t listener_port() const noexcept { return listener_port_; }
 
+  // Memory, for /mtlsgw/memory: a session slot and an `http` slot in bytes,
+  // and what the gateway reserved at construction (slots, scratch), which
+  // is backed by pages only as slots are first used.
+  static size_t session_bytes() noexcept;
+  static size_t http_slot_bytes() noexcept;
+  size_t reserved_bytes() const noexcept;
+  // OpenSSL heap held by the SSL free list (idle objects at their size as
+  // made), which is not a connection's: any thread may ask.
+  uint64_t pooled_ssl_bytes() const noexcept;
+
  private:
   // refused: the handshake failed; its alert and FIN are on their way out.
   enum class Phase : uint8_t { free, handshaking, refused, connecting, forwarding };
@@ -118,6 +129,11 @@ class TlsGateway final : public net::tcp::TcpApp {
     uint64_t bytes_to_upstream = 0;
     uint64_t bytes_from_upstream = 0;
     HttpSlot* http = nullptr;
+    // Quiet for a while: record buffers and the http slot given back
+    // (rest_idle_sessions); the exchange's counts wait in http_tally.
+    bool resting = false;
+    bool http_parked = false;
+    forward::http::HttpExchange::Tally http_tally;
     dataplane::TimerNode timer;
     tls::TlsSession tls;
     tls::HandshakeVerify verify;
@@ -155,6 +171,9 @@ class TlsGateway final : public net::tcp::TcpApp {
   void http_client_writable(Session& s) noexcept;
   void http_origin_writable(Session& s) noexcept;
   void http_origin_failed(Session& s, UpstreamFailure why, bool before_data) noexcept;
+  HttpSlot* take_http_slot(Session& s) noexcept;
+  bool unpark_http(Session& s) noexcept;
+  uint32_t rest_idle_sessions(uint64_t now_us) noexcept;
   // Wall-clock time from the stack's monotonic clock: no clock call per
   // segment (logs and the HTTP Date field need seconds; the TSC the stack
   // runs on drifts from the wall clock by ppm, well under that).
@@ -178,6 +197,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   std::unique_ptr<HttpSlot[]> http_slots_;
   std::vector<HttpSlot*> free_http_;
   dataplane::TimerWheel timers_;
+  uint64_t next_rest_sweep_us_ = 0;
   std::unique_ptr<uint8_t[]> scratch_;  // decrypted plaintext; PROXY v2 headers
   uint32_t depth_ = 0;
   AccessLogQueue* access_log_ = nullptr;

@@ -48,8 +48,49 @@ struct TlsGateway::HttpSinks {
   forward::http::ByteSink client;
 };
 
+// An exchange slot for an `http` session, fresh or to resume a parked one;
+// none free: the client is closed cleanly, as an overloaded origin would
+// (a keep-alive client retries a request that met a close, RFC 9112 9.3.1).
+HttpSlot* TlsGateway::take_http_slot(Session& s) noexcept {
+  if (free_http_.empty()) {
+    counters_.overload.add();
+    if (s.end == ConnectionEnd::closed) s.end = ConnectionEnd::overload;
+    close_client(s);
+    shut_upstream(s);
+    return nullptr;
+  }
+  HttpSlot* slot = free_http_.back();
+  free_http_.pop_back();
+  counters_.http_slots.set(counters_.http_slots.get() + 1);
+  slot->carry_len = 0;
+  slot->origin_end_told = false;
+  const std::string_view authority = s.identity.sni.empty() ? std::string_view(tables_->host_name(s.host))
+                                                            : std::string_view(s.identity.sni);
+  slot->exchange.start(&s.identity, authority);
+  s.http = slot;
+  return slot;
+}
+
+bool TlsGateway::unpark_http(Session& s) noexcept {
+  if (!s.http_parked) return true;
+  if (take_http_slot(s) == nullptr) return false;
+  s.http->exchange.resume(s.http_tally);
+  s.http_parked = false;
+  return true;
+}
+
 void TlsGateway::forward_from_client(Session& s) noexcept {
   if (s.phase != Phase::forwarding || s.client_gone || s.client_eof) return;
+  if (s.http_parked && s.closing_client) {
+    // Woke with no slot free (take_http_slot): what it still sends has
+    // nowhere to go.
+    stack_.consume(s.client, stack_.readable(s.client));
+    return;
+  }
+  if (s.http_parked) {
+    const bool client_stirred = stack_.readable(s.client) > 0 || s.tls.has_buffered_input() || s.client_fin;
+    if (!client_stirred || !unpark_http(s)) return;
+  }
   for (int round = 0; round < 64; ++round) {
     if (s.tls.state() != tls::TlsState::established) break;
     uint32_t plain = 0;
@@ -135,6 +176,10 @@ void TlsGateway::pump_upstream(Session& s) noexcept {
   if (s.tls.state() != tls::TlsState::established || s.closing_client) {
     continue_client_close(s);
     return;
+  }
+  if (s.http_parked) {
+    const bool origin_stirred = s.upstream_fin || (!s.upstream_gone && stack_.readable(s.upstream) > 0);
+    if (!origin_stirred || !unpark_http(s)) return;
   }
   bool blocked = false;
   for (int round = 0; round < 64 && !blocked; ++round) {

@@ -43,6 +43,8 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
   if (s.http != nullptr) {
     r.http_status = s.http->exchange.local_status();
     r.requests = s.http->exchange.requests();
+  } else if (s.http_parked) {
+    r.requests = s.http_tally.requests;
   }
   r.set_text(r.sni, s.tls.sni());
   if (s.host < tables_->host_count()) {

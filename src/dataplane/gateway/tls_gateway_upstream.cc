@@ -15,21 +15,7 @@ using net::tcp::ConnHandle;
 void TlsGateway::open_upstream(Session& s) noexcept {
   const HostRoute& route = tables_->route(s.host);
   if (route.forward == ForwardMode::http) {
-    if (free_http_.empty()) {
-      // No exchange for this connection: refuse it as an overloaded origin
-      // would, cleanly.
-      counters_.overload.add();
-      s.end = ConnectionEnd::overload;
-      close_client(s);
-      return;
-    }
-    s.http = free_http_.back();
-    free_http_.pop_back();
-    s.http->carry_len = 0;
-    s.http->origin_end_told = false;
-    const std::string_view authority = s.identity.sni.empty() ? std::string_view(tables_->host_name(s.host))
-                                                              : std::string_view(s.identity.sni);
-    s.http->exchange.start(&s.identity, authority);
+    if (take_http_slot(s) == nullptr) return;
   }
   s.phase = Phase::connecting;
   counters_.upstream_connects.add();
@@ -101,8 +87,8 @@ void TlsGateway::upstream_failed(Session& s, UpstreamFailure why) noexcept {
   if (s.client_gone) return;
   const bool before_data = s.phase == Phase::connecting;
   s.phase = Phase::forwarding;
-  if (s.http != nullptr) {
-    http_origin_failed(s, why, before_data);
+  if (s.http != nullptr || s.http_parked) {
+    if (unpark_http(s)) http_origin_failed(s, why, before_data);
     return;
   }
   if (before_data) {

@@ -70,6 +70,7 @@ TcpStack::TcpStack(const TcpConfig& config, const SipKey& key, uint64_t now_us)
     tcb.linger_timer = {{}, index, TimerKind::linger};
   }
   free_buffers_.reserve(config.buffer_pool);
+  buffer_owner_.assign(config.buffer_pool, kNoOwner);
   for (uint32_t i = config.buffer_pool; i > 0; --i) free_buffers_.push_back(i - 1);
   output_pending_.reserve(config.max_connections);
   // A live TCB has at most one entry; wait_for_buffer() compacts away the
@@ -118,9 +119,10 @@ Tcb* TcpStack::allocate(const FourTuple& tuple, Interface& iface, TcpApp* app,
 void TcpStack::release(Tcb& tcb) noexcept {
   cancel_all_timers(tcb);
   set_state(tcb, State::closed);
-  if (tcb.snd_buffer != UINT32_MAX) free_buffers_.push_back(tcb.snd_buffer);
-  if (tcb.rcv_buffer != UINT32_MAX) free_buffers_.push_back(tcb.rcv_buffer);
+  if (tcb.snd_buffer != UINT32_MAX) give_back_buffer(tcb.snd_buffer);
+  if (tcb.rcv_buffer != UINT32_MAX) give_back_buffer(tcb.rcv_buffer);
   tcb.snd_buffer = tcb.rcv_buffer = UINT32_MAX;
+  count_buffers_held();
   tcb.rack.detach();
   table_.erase(tcb.tuple);
   tcb.in_use = false;
@@ -216,6 +218,11 @@ void TcpStack::finish(Tcb& tcb, CloseReason reason) noexcept {
 
 // --- buffers -------------------------------------------------------------
 
+size_t TcpStack::reserved_bytes() const noexcept {
+  return tcbs_.size() * sizeof(Tcb) + size_t{config_.buffer_pool} * config_.buffer_size +
+         size_t{config_.buffer_pool} * sent_per_buffer_ * sizeof(SentSegment);
+}
+
 bool TcpStack::attach_send_buffer(Tcb& tcb) noexcept {
   if (tcb.snd_buffer != UINT32_MAX) return true;
   if (free_buffers_.empty()) {
@@ -224,9 +231,11 @@ bool TcpStack::attach_send_buffer(Tcb& tcb) noexcept {
   }
   tcb.snd_buffer = free_buffers_.back();
   free_buffers_.pop_back();
+  buffer_owner_[tcb.snd_buffer] = static_cast<uint32_t>(&tcb - tcbs_.data());
   tcb.snd.attach(buffer_storage_.get() + size_t{tcb.snd_buffer} * config_.buffer_size,
                  config_.buffer_size);
   tcb.rack.attach(sent_storage_.get() + size_t{tcb.snd_buffer} * sent_per_buffer_, sent_per_buffer_);
+  count_buffers_held();
   return true;
 }
 
@@ -238,8 +247,10 @@ bool TcpStack::attach_receive_buffer(Tcb& tcb) noexcept {
   }
   tcb.rcv_buffer = free_buffers_.back();
   free_buffers_.pop_back();
+  buffer_owner_[tcb.rcv_buffer] = static_cast<uint32_t>(&tcb - tcbs_.data());
   tcb.rcv.attach(buffer_storage_.get() + size_t{tcb.rcv_buffer} * config_.buffer_size,
                  config_.buffer_size);
+  count_buffers_held();
   return true;
 }
 
@@ -248,16 +259,36 @@ bool TcpStack::attach_receive_buffer(Tcb& tcb) noexcept {
 void TcpStack::detach_buffers_if_idle(Tcb& tcb) noexcept {
   // A FIN in flight keeps the log (and with it the buffer) until acked.
   if (tcb.snd_buffer != UINT32_MAX && tcb.snd.empty() && tcb.snd_una == tcb.snd_max) {
-    free_buffers_.push_back(tcb.snd_buffer);
+    give_back_buffer(tcb.snd_buffer);
     tcb.snd_buffer = UINT32_MAX;
     tcb.snd.attach(nullptr, 0);
     tcb.rack.detach();
   }
   if (tcb.rcv_buffer != UINT32_MAX && tcb.rcv.readable() == 0 &&
       tcb.rcv.out_of_order_bytes() == 0) {
-    free_buffers_.push_back(tcb.rcv_buffer);
+    give_back_buffer(tcb.rcv_buffer);
     tcb.rcv_buffer = UINT32_MAX;
     tcb.rcv.attach(nullptr, 0);
+  }
+  count_buffers_held();
+}
+
+void TcpStack::give_back_buffer(uint32_t buffer) noexcept {
+  buffer_owner_[buffer] = kNoOwner;
+  free_buffers_.push_back(buffer);
+}
+
+// The input path gives buffers back only when the pool runs low (see the end
+// of synchronized_input), so a connection that went quiet would keep up to
+// two 64 KiB buffers for as long as it stays open. A sweep a few times a
+// second returns them; its cost is one look per held buffer, and a busy
+// transfer caught empty at that instant re-takes a buffer on its next
+// segment.
+void TcpStack::sweep_idle_buffers(uint64_t now_us) noexcept {
+  next_buffer_sweep_us_ = now_us + kBufferSweepIntervalUs;
+  if (free_buffers_.size() == buffer_owner_.size()) return;
+  for (const uint32_t owner : buffer_owner_) {
+    if (owner != kNoOwner && tcbs_[owner].in_use) detach_buffers_if_idle(tcbs_[owner]);
   }
 }
 
@@ -312,6 +343,7 @@ void TcpStack::poll(uint64_t now_us) noexcept {
     on_timer(*reinterpret_cast<Tcb::Timer*>(&node), now_us);
   });
   if (!buffer_waiters_.empty() && !free_buffers_.empty()) wake_buffer_waiters();
+  if (now_us >= next_buffer_sweep_us_) sweep_idle_buffers(now_us);
   // Output requested by application calls made outside the receive path.
   for (size_t i = 0; i < output_pending_.size(); ++i) {
     Tcb& tcb = tcbs_[output_pending_[i]];

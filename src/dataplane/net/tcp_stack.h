@@ -243,6 +243,7 @@ struct TcpCounters {
   MTLSGW_TCP_COUNTERS(MTLSGW_TCP_FIELD)
 #undef MTLSGW_TCP_FIELD
   std::array<Counter, kStateCount> connections_by_state;
+  Counter buffers_held;  // gauge: buffers of the pool attached to connections
 };
 
 template <typename Fn>
@@ -253,6 +254,7 @@ void for_each_counter(const TcpCounters& c, Fn&& fn) {
   for (size_t s = 0; s < kStateCount; ++s) {
     if (kStateGaugeNames[s] != nullptr) fn(kStateGaugeNames[s], c.connections_by_state[s].get());
   }
+  fn("tcp_buffers_held", c.buffers_held.get());
 }
 
 class TcpStack {
@@ -325,6 +327,12 @@ class TcpStack {
   uint64_t now_us() const noexcept { return now_us_; }
   const TcpConfig& config() const noexcept { return config_; }
   uint32_t connections() const noexcept { return used_; }
+  // What one connection costs in memory before any buffer (the TCB), for
+  // the memory report (docs/telemetry.md, /mtlsgw/memory).
+  static constexpr size_t tcb_bytes() noexcept { return sizeof(Tcb); }
+  // The TCB table, the buffer pool and RACK's logs, reserved at start and
+  // backed by pages only as they are first used.
+  size_t reserved_bytes() const noexcept;
   uint32_t half_open() const noexcept { return half_open_; }
   // Segments header prediction took (tcp_input.cc). For tests and
   // perf/tcp_bench, which check that the fast path is the one they measure;
@@ -349,6 +357,11 @@ class TcpStack {
   ConnHandle handle_of(const Tcb& tcb) const noexcept;
   Tcb* allocate(const FourTuple& tuple, Interface& iface, TcpApp* app, uint64_t now_us) noexcept;
   void release(Tcb& tcb) noexcept;
+  void give_back_buffer(uint32_t buffer) noexcept;
+  void sweep_idle_buffers(uint64_t now_us) noexcept;
+  void count_buffers_held() noexcept {
+    counters_.buffers_held.set(config_.buffer_pool - static_cast<uint32_t>(free_buffers_.size()));
+  }
   void set_state(Tcb& tcb, State state) noexcept;
   const Listener* find_listener(uint16_t port) const noexcept;
   bool attach_send_buffer(Tcb& tcb) noexcept;
@@ -453,6 +466,11 @@ class TcpStack {
   std::unique_ptr<SentSegment[]> sent_storage_;
   uint32_t sent_per_buffer_ = 0;
   std::vector<uint32_t> free_buffers_;
+  // The TCB index holding each buffer (kNoOwner: free), for the idle sweep.
+  static constexpr uint32_t kNoOwner = UINT32_MAX;
+  static constexpr uint64_t kBufferSweepIntervalUs = 200'000;
+  std::vector<uint32_t> buffer_owner_;
+  uint64_t next_buffer_sweep_us_ = 0;
   dataplane::TimerWheel wheel_;
   PortFilter port_filter_ = nullptr;
   ForeignHandler foreign_ = nullptr;

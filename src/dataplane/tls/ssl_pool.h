@@ -6,6 +6,7 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -35,6 +36,10 @@ class SslPool {
   uint32_t idle() const noexcept { return static_cast<uint32_t>(idle_.size()); }
   uint64_t created() const noexcept { return created_; }
   uint64_t reused() const noexcept { return reused_; }
+  // Heap bytes of one SSL with its BIO as made (openssl_heap.h; 0 when not
+  // counted): what each idle SSL of the list holds, since release() gives
+  // its record buffers back. Any thread may ask.
+  uint64_t ssl_bytes() const noexcept { return ssl_bytes_.load(std::memory_order_relaxed); }
 
  private:
   SSL* create() noexcept;
@@ -44,6 +49,7 @@ class SslPool {
   std::vector<SSL*> idle_;
   uint64_t created_ = 0;
   uint64_t reused_ = 0;
+  std::atomic<uint64_t> ssl_bytes_{0};
 };
 
 }  // namespace mtlsgw::tls

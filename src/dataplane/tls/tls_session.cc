@@ -301,6 +301,10 @@ bool TlsSession::has_buffered_input() const noexcept {
   return ssl_ != nullptr && state_ == TlsState::established && !peer_closed_ && SSL_has_pending(ssl_) == 1;
 }
 
+bool TlsSession::release_buffers() noexcept {
+  return ssl_ != nullptr && SSL_free_buffers(ssl_) == 1;
+}
+
 const char* TlsSession::error_reason() const noexcept {
   return error_code_ != 0 ? ERR_reason_error_string(error_code_) : nullptr;
 }

@@ -110,6 +110,10 @@ class TlsSession {
   // OpenSSL holds received bytes not yet returned as plaintext (read ahead):
   // call receive again even without new TCP data.
   bool has_buffered_input() const noexcept;
+  // An idle connection gives OpenSSL's record buffers back (about 34 KiB:
+  // one read and one write buffer of a full record); the next record
+  // allocates them again. False while they hold bytes.
+  bool release_buffers() noexcept;
   int alert_sent() const noexcept { return notes_.alert_sent; }
   int alert_received() const noexcept { return notes_.alert_received; }
   // The library's reason for a failure ("certificate verify failed",

@@ -736,5 +736,69 @@ TEST(HttpExchange, StartResetsForTheNextConnection) {
   EXPECT_NE(h.origin.data.find("Host: other.example.test"), std::string::npos);
 }
 
+// at_rest() lets the gateway lend an idle connection's exchange to another
+// one: it must be false whenever start() + resume() would lose something.
+TEST(HttpExchange, AtRestOnlyBetweenMessagesWithNothingOwedOrAwaited) {
+  Harness h;
+  EXPECT_TRUE(h.ex.at_rest());
+  h.client_sends(kGetA.substr(0, 12));
+  EXPECT_FALSE(h.ex.at_rest()) << "half a request head";
+  h.client_sends(kGetA.substr(12));
+  EXPECT_FALSE(h.ex.at_rest()) << "a response awaited";
+  h.origin_sends(kOkA.substr(0, kOkA.size() - 1));
+  EXPECT_FALSE(h.ex.at_rest()) << "mid-response";
+  h.origin_sends(kOkA.substr(kOkA.size() - 1));
+  EXPECT_TRUE(h.ex.at_rest());
+
+  h.client_sends(kGetB + kGetC);
+  h.origin_sends(kOkB);
+  EXPECT_FALSE(h.ex.at_rest()) << "a pipelined request still unanswered";
+  h.origin_sends(kOkC);
+  EXPECT_TRUE(h.ex.at_rest());
+
+  Harness closing;
+  closing.client_sends("GET /bye HTTP/1.1\r\nHost: api.example.test\r\nConnection: close\r\n\r\n");
+  closing.origin_sends(kOkA);
+  EXPECT_FALSE(closing.ex.at_rest()) << "the connection is ending";
+
+  Harness deferred;
+  deferred.ex.origin_failed(OriginFailure::refused, deferred.client.sink, kNow);
+  EXPECT_FALSE(deferred.ex.at_rest()) << "a 502 is owed to the next request";
+
+  Harness tunnel;
+  tunnel.client_sends("GET /ws HTTP/1.1\r\nHost: api.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  tunnel.origin_sends("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  ASSERT_TRUE(tunnel.ex.tunnel());
+  EXPECT_FALSE(tunnel.ex.at_rest()) << "a tunnel is no longer HTTP";
+}
+
+TEST(HttpExchange, ResumedFromTallyCarriesOnAsTheOriginal) {
+  Harness original;
+  original.client_sends(kGetA);
+  original.origin_sends(kOkA);
+  ASSERT_TRUE(original.ex.at_rest());
+  // Other buffers, as a slot taken from the gateway's pool would be.
+  Harness resumed;
+  resumed.ex.resume(original.ex.tally());
+  EXPECT_EQ(resumed.ex.requests(), 1u);
+  EXPECT_EQ(resumed.ex.responses(), 1u);
+  for (Harness* h : {&original, &resumed}) {
+    h->origin.data.clear();
+    h->client.data.clear();
+    h->client_sends(kGetB);
+    EXPECT_EQ(h->origin.data, rewritten(kGetB, h->identity));
+    h->origin_sends(kOkB);
+    EXPECT_EQ(h->client.data, kOkB);
+    EXPECT_EQ(h->ex.requests(), 2u);
+    EXPECT_EQ(h->ex.responses(), 2u);
+    EXPECT_TRUE(h->ex.at_rest());
+    // The origin failing between responses after a request was forwarded is
+    // a clean close (a fresh exchange would wait to answer 502 instead).
+    h->ex.origin_failed(OriginFailure::refused, h->client.sink, kNow);
+    EXPECT_TRUE(h->ex.wants_client_close());
+    EXPECT_EQ(h->client.data, kOkB);
+  }
+}
+
 }  // namespace
 }  // namespace mtlsgw::forward::http

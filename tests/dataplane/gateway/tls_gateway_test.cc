@@ -376,9 +376,12 @@ class Origin final : public net::tcp::TcpApp {
   }
   void on_writable(TcpStack& stack, ConnHandle h) noexcept override { pump(stack, *static_cast<Conn*>(stack.user(h))); }
   void on_peer_closed(TcpStack& stack, ConnHandle h) noexcept override {
+    // Taken first: when this side closed first, reading the last bytes can
+    // end the connection (and clear its user pointer) inside on_readable.
+    Conn* c = static_cast<Conn*>(stack.user(h));
     on_readable(stack, h);
-    static_cast<Conn*>(stack.user(h))->peer_fin = true;
-    pump(stack, *static_cast<Conn*>(stack.user(h)));
+    c->peer_fin = true;
+    pump(stack, *c);
   }
   void on_closed(TcpStack&, ConnHandle h, CloseReason why) noexcept override {
     for (auto& c : conns) {
@@ -1013,6 +1016,100 @@ TEST(TlsGateway, HttpAddsTheIdentityRemovesSpoofedFieldsAndKeepsTheConnectionAli
   EXPECT_EQ(records[0].requests, 3u);
   EXPECT_EQ(records[0].http_status, 0u);
   EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
+      << name_of(static_cast<ConnectionEnd>(records[0].end));
+}
+
+std::string get_request(int n) {
+  return "GET /r" + std::to_string(n) + " HTTP/1.1\r\nHost: api.example.test\r\n\r\n";
+}
+
+// A keep-alive connection quiet for a second gives back what only moving
+// bytes need (issue 5: an idle connection costs at most 8 KiB): its http
+// slot, its TCP buffers and OpenSSL's record buffers. The next request takes
+// them again and is answered as if nothing had happened.
+TEST(TlsGateway, AnIdleHttpConnectionRestsAndItsNextRequestTakesASlotAgain) {
+  Rig rig({api_host(ForwardMode::http)});
+  ASSERT_TRUE(rig.ok());
+  Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::http);
+  TlsClient& client = rig.add_client(devices_client());
+  client.send(get_request(1));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(client.received, "response #1") == 1; })) << rig.describe();
+  EXPECT_EQ(rig.counters().http_slots.get(), 1u);
+
+  rig.run_for(1'500'000);
+  EXPECT_EQ(rig.counters().http_slots.get(), 0u);
+  EXPECT_EQ(rig.counters().active.get(), 1u);
+  EXPECT_EQ(rig.pair.a.tcp->counters().buffers_held.get(), 0u);
+
+  client.send(get_request(2));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(client.received, "response #2") == 1; })) << rig.describe();
+  EXPECT_EQ(rig.counters().http_slots.get(), 1u);
+  client.end_with(TlsClient::Ending::close_notify_and_fin);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_EQ(rig.counters().http_slots.get(), 0u);
+  ASSERT_EQ(origin.conns.size(), 1u);
+  EXPECT_EQ(origin.conns[0]->request_heads.size(), 2u);
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].requests, 2u);
+  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
+      << name_of(static_cast<ConnectionEnd>(records[0].end));
+}
+
+// The origin ending a resting keep-alive connection: the exchange comes back
+// to say that nothing was owed, and the client gets a clean close.
+TEST(TlsGateway, AnOriginClosingARestingConnectionClosesTheClientCleanly) {
+  Rig rig({api_host(ForwardMode::http)});
+  ASSERT_TRUE(rig.ok());
+  Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::http);
+  TlsClient& client = rig.add_client(devices_client());
+  client.send(get_request(1));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(client.received, "response #1") == 1; })) << rig.describe();
+  rig.run_for(1'500'000);
+  ASSERT_EQ(rig.counters().http_slots.get(), 0u);
+  rig.pair.b.tcp->shutdown(origin.conns[0]->handle);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_TRUE(client.got_close_notify);
+  EXPECT_TRUE(client.close_notify_before_fin);
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].requests, 1u);
+  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
+      << name_of(static_cast<ConnectionEnd>(records[0].end));
+}
+
+// Resting connections can outnumber http slots; one that wakes when every
+// slot is busy is closed cleanly (an idle keep-alive close, which HTTP
+// clients retry: RFC 9112 9.3.1) and counted as overload. The busy one is
+// unaffected.
+TEST(TlsGateway, ARestingConnectionWakingWithNoSlotFreeIsClosedCleanly) {
+  gateway::GatewayLimits limits;
+  limits.http_exchanges = 1;
+  Rig rig({api_host(ForwardMode::http)}, limits);
+  ASSERT_TRUE(rig.ok());
+  rig.add_origin(kOriginPort, Origin::Mode::http);
+  TlsClient& sleeper = rig.add_client(devices_client());
+  sleeper.send(get_request(1));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(sleeper.received, "response #1") == 1; })) << rig.describe();
+  rig.run_for(1'500'000);
+  ASSERT_EQ(rig.counters().http_slots.get(), 0u);
+
+  TlsClient& busy = rig.add_client(devices_client());
+  busy.send(get_request(1));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(busy.received, "response #1") == 1; })) << rig.describe();
+  ASSERT_EQ(rig.counters().http_slots.get(), 1u);
+
+  sleeper.send(get_request(2));
+  ASSERT_TRUE(rig.run_until([&] { return sleeper.closed; })) << rig.describe();
+  EXPECT_TRUE(sleeper.got_close_notify);
+  EXPECT_EQ(count_of(sleeper.received, "response #2"), 0u);
+  EXPECT_EQ(rig.counters().overload.get(), 1u);
+
+  busy.send(get_request(2));
+  ASSERT_TRUE(rig.run_until([&] { return count_of(busy.received, "response #2") == 1; })) << rig.describe();
+  const auto records = rig.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::overload))
       << name_of(static_cast<ConnectionEnd>(records[0].end));
 }
 
