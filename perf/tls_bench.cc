@@ -17,7 +17,12 @@
 //   SSL_new and verifying our certificate), crypto_us (the ceiling of
 //   perf/support/handshake_crypto.h, measured at start-up in this process)
 //   and non_crypto_us = server_us - crypto_us: what the handshake costs
-//   beyond its public-key cryptography.
+//   beyond its public-key cryptography. server_us splits into hello_us (the
+//   receive() that takes the ClientHello and writes our flight up to
+//   Finished: the key share and our signature), finish_us (the receive()
+//   calls after it: the client's Certificate, CertificateVerify and
+//   Finished, chain verification, the ticket) and lifecycle_us (acquire,
+//   start, close_notify, release).
 // - BM_Handshake_Resumed: the same connection resuming a stateful ticket
 //   (psk_dhe_ke with X25519: a resumption still pays one key share); the
 //   counters against the resumed ceiling.
@@ -208,7 +213,12 @@ class Connection {
         if (client_done && !client_read()) return "client read failed: " + openssl_error();
         client_to_server();
       }
-      server_receive(nullptr, 0);
+      {
+        uint64_t& phase = round == 0 ? hello_ns : finish_ns;
+        const uint64_t before = server_ns;
+        server_receive(nullptr, 0);
+        phase += server_ns - before;
+      }
       if (session_.state() != tls::TlsState::handshaking && session_.state() != tls::TlsState::established) {
         return std::string("server failed: ") + (session_.error_reason() ? session_.error_reason() : "?");
       }
@@ -278,6 +288,8 @@ class Connection {
 
   uint64_t server_ns = 0;
   uint64_t client_ns = 0;
+  uint64_t hello_ns = 0;   // part of server_ns
+  uint64_t finish_ns = 0;  // part of server_ns
 
  private:
   // A client that sent no close_notify: freeing it as it is would mark its
@@ -324,11 +336,21 @@ class Connection {
 
 Worker* g_worker = nullptr;
 
-void report(benchmark::State& state, uint64_t server_ns, uint64_t client_ns, double crypto_us) {
+struct Totals {
+  uint64_t server_ns = 0;
+  uint64_t client_ns = 0;
+  uint64_t hello_ns = 0;
+  uint64_t finish_ns = 0;
+};
+
+void report(benchmark::State& state, const Totals& t, double crypto_us) {
   const double n = static_cast<double>(state.iterations());
-  const double server_us = server_ns / 1000.0 / n;
+  const double server_us = t.server_ns / 1000.0 / n;
   state.counters["server_us"] = server_us;
-  state.counters["client_us"] = client_ns / 1000.0 / n;
+  state.counters["hello_us"] = t.hello_ns / 1000.0 / n;
+  state.counters["finish_us"] = t.finish_ns / 1000.0 / n;
+  state.counters["lifecycle_us"] = (t.server_ns - t.hello_ns - t.finish_ns) / 1000.0 / n;
+  state.counters["client_us"] = t.client_ns / 1000.0 / n;
   state.counters["crypto_us"] = crypto_us;
   state.counters["non_crypto_us"] = server_us - crypto_us;
 }
@@ -347,8 +369,7 @@ void run_handshakes(benchmark::State& state, bool resume) {
     ticket = std::move(client.kept);
   }
   const uint64_t tickets_before = client.tickets;
-  uint64_t server_ns = 0;
-  uint64_t client_ns = 0;
+  Totals totals;
   for (auto _ : state) {
     Connection c(*g_worker, client);
     std::string error = c.open(ticket.get());
@@ -356,15 +377,17 @@ void run_handshakes(benchmark::State& state, bool resume) {
     if (error.empty() && !c.verified()) error = "client certificate not verified";
     if (error.empty()) error = c.close();
     if (!error.empty()) return fail(state, error);
-    server_ns += c.server_ns;
-    client_ns += c.client_ns;
+    totals.server_ns += c.server_ns;
+    totals.client_ns += c.client_ns;
+    totals.hello_ns += c.hello_ns;
+    totals.finish_ns += c.finish_ns;
   }
   // One ticket per full handshake, none on resumption (TlsContextOptions).
   const uint64_t tickets = client.tickets - tickets_before;
   if (tickets != (resume ? 0 : static_cast<uint64_t>(state.iterations()))) {
     return fail(state, "unexpected ticket count " + std::to_string(tickets));
   }
-  report(state, server_ns, client_ns, resume ? g_ceiling.resumed_us() : g_ceiling.full_us());
+  report(state, totals, resume ? g_ceiling.resumed_us() : g_ceiling.full_us());
 }
 
 void BM_Handshake_Full(benchmark::State& state) { run_handshakes(state, false); }
