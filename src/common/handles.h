@@ -1,6 +1,6 @@
 #pragma once
 // RAII owners for the C handles the project uses, one line each, so that no
-// error path leaks one. Later layers add IPsec-MB handles here.
+// error path leaks one.
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -11,6 +11,12 @@
 #include <openssl/x509v3.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+// IPsec-MB is optional at the top level (meson's ipsec_mb_dep): its handle
+// exists only where the header does.
+#if __has_include(<intel-ipsec-mb.h>)
+#include <intel-ipsec-mb.h>
+#define MTLSGW_HAVE_IPSEC_MB 1
+#endif
 
 #include <memory>
 
@@ -51,6 +57,16 @@ using X509NameStackHandle = CHandle<STACK_OF(X509_NAME), free_x509_name_stack>;
 using GeneralNamesHandle = CHandle<GENERAL_NAMES, GENERAL_NAMES_free>;
 using EvpPkeyHandle = CHandle<EVP_PKEY, EVP_PKEY_free>;
 using EvpMdHandle = CHandle<EVP_MD, EVP_MD_free>;
+using EvpMdCtxHandle = CHandle<EVP_MD_CTX, EVP_MD_CTX_free>;
+using EvpPkeyCtxHandle = CHandle<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using EvpCipherHandle = CHandle<EVP_CIPHER, EVP_CIPHER_free>;
+using EvpCipherCtxHandle = CHandle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
+using SslSessionHandle = CHandle<SSL_SESSION, SSL_SESSION_free>;
+
+#ifdef MTLSGW_HAVE_IPSEC_MB
+// IPsec-MB: a multi-buffer manager (alloc_mb_mgr + init_mb_mgr_*).
+using ImbMgrHandle = CHandle<IMB_MGR, free_mb_mgr>;
+#endif
 
 // Leaves the thread's OpenSSL error queue as the scope found it: what OpenSSL
 // pushes inside is dropped at the end. libssl reads that queue in
