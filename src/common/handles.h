@@ -1,7 +1,13 @@
 #pragma once
 // RAII owners for the C handles the project uses, one line each, so that no
-// error path leaks one. Later layers add IPsec-MB handles here.
+// error path leaks one.
 
+// IPsec-MB's pre-0.53 names (SHA1, GCM, ENCRYPT...) are macros that break
+// OpenSSL's headers; only the IMB_ names are used.
+#ifndef NO_COMPAT_IMB_API_053
+#define NO_COMPAT_IMB_API_053
+#endif
+#include <intel-ipsec-mb.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -51,6 +57,19 @@ using X509NameStackHandle = CHandle<STACK_OF(X509_NAME), free_x509_name_stack>;
 using GeneralNamesHandle = CHandle<GENERAL_NAMES, GENERAL_NAMES_free>;
 using EvpPkeyHandle = CHandle<EVP_PKEY, EVP_PKEY_free>;
 using EvpMdHandle = CHandle<EVP_MD, EVP_MD_free>;
+
+// Intel IPsec-MB: one manager per worker thread, never shared (its job
+// queue and function table are not thread-safe). make_unique_imb_mgr picks
+// the widest instruction set the CPU has (init_mb_mgr_auto); nullptr when
+// allocation or initialisation fails.
+using UniqueImbMgr = CHandle<IMB_MGR, free_mb_mgr>;
+inline UniqueImbMgr make_unique_imb_mgr() noexcept {
+  UniqueImbMgr mgr(alloc_mb_mgr(0));
+  if (!mgr) return nullptr;
+  init_mb_mgr_auto(mgr.get(), nullptr);
+  if (imb_get_errno(mgr.get()) != 0) return nullptr;
+  return mgr;
+}
 
 // Leaves the thread's OpenSSL error queue as the scope found it: what OpenSSL
 // pushes inside is dropped at the end. libssl reads that queue in
