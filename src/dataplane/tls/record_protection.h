@@ -22,11 +22,17 @@
 //     (which may already sit in OpenSSL's read buffer: see
 //     SSL_has_pending / the transport BIO) being records under the
 //     application secret.
+//   Caveat: with read_ahead on (TlsContext and TlsSession set it), OpenSSL
+//   may already have pulled records behind Finished into its own buffer
+//   (SSL_has_pending() == 1), out of our reach. The switch-over must
+//   happen with that buffer empty: the transport BIO hands OpenSSL no byte
+//   past the end of the record it is reading while the handshake runs (we
+//   can frame records with find_record), or read_ahead is off until then.
 // With num_tickets(N) the send side starts at N (one record per ticket;
 // OpenSSL does not coalesce them); a resumed handshake issues a ticket only
 // if the context asks for it (TlsContext's ticket_on_resumption).
-// record_protection_test.cc (SwitchOver*) proves both numbers against
-// OpenSSL as the peer.
+// record_interop_test.cc (SwitchOver*, ReadAheadSwallowsDataBehindFinished)
+// proves these against OpenSSL as the peer.
 
 // IPsec-MB's pre-0.53 names (SHA1, GCM, ENCRYPT...) are macros that break
 // OpenSSL's headers; only the IMB_ names are used.

@@ -167,6 +167,18 @@ TEST_P(RecordInteropTest, SwitchOverWithDataBehindFinished) {
   EXPECT_EQ(Bytes(left.begin() + 5, left.begin() + 5 + static_cast<std::ptrdiff_t>(r.length)), pattern(3000, 1));
 }
 
+// With read_ahead on (as TlsContext and TlsSession set it), OpenSSL takes
+// the data record behind Finished into its own buffer during the handshake:
+// its bytes are no longer ours to open. The integration must keep OpenSSL
+// from reading past Finished (see record_protection.h).
+TEST_P(RecordInteropTest, ReadAheadSwallowsDataBehindFinished) {
+  SSL_set_read_ahead(pair_->server.ssl.get(), 1);
+  pair_->client_data_with_finished = pattern(3000, 2);
+  ASSERT_TRUE(pair_->handshake());
+  EXPECT_EQ(pair_->server.input_pending(), 0u);
+  EXPECT_EQ(SSL_has_pending(pair_->server.ssl.get()), 1);
+}
+
 // Starting our send side at 0 instead of 1 reuses the ticket's nonce: the
 // client refuses the record.
 TEST_P(RecordInteropTest, SendSideAtZeroIsRejected) {
