@@ -2,6 +2,12 @@
 // RAII owners for the C handles the project uses, one line each, so that no
 // error path leaks one.
 
+// IPsec-MB's pre-0.53 names (SHA1, GCM, ENCRYPT...) are macros that break
+// OpenSSL's headers; only the IMB_ names are used.
+#ifndef NO_COMPAT_IMB_API_053
+#define NO_COMPAT_IMB_API_053
+#endif
+#include <intel-ipsec-mb.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -67,6 +73,19 @@ using SslSessionHandle = CHandle<SSL_SESSION, SSL_SESSION_free>;
 // IPsec-MB: a multi-buffer manager (alloc_mb_mgr + init_mb_mgr_*).
 using ImbMgrHandle = CHandle<IMB_MGR, free_mb_mgr>;
 #endif
+
+// Intel IPsec-MB: one manager per worker thread, never shared (its job
+// queue and function table are not thread-safe). make_unique_imb_mgr picks
+// the widest instruction set the CPU has (init_mb_mgr_auto); nullptr when
+// allocation or initialisation fails.
+using UniqueImbMgr = CHandle<IMB_MGR, free_mb_mgr>;
+inline UniqueImbMgr make_unique_imb_mgr() noexcept {
+  UniqueImbMgr mgr(alloc_mb_mgr(0));
+  if (!mgr) return nullptr;
+  init_mb_mgr_auto(mgr.get(), nullptr);
+  if (imb_get_errno(mgr.get()) != 0) return nullptr;
+  return mgr;
+}
 
 // Leaves the thread's OpenSSL error queue as the scope found it: what OpenSSL
 // pushes inside is dropped at the end. libssl reads that queue in
