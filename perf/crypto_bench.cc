@@ -36,10 +36,6 @@
 #include "support/bench_pki.h"
 #include "support/handshake_crypto.h"
 
-#ifndef MTLSGW_HAVE_IPSEC_MB
-#error "crypto_bench needs IPsec-MB (intel-ipsec-mb.h)"
-#endif
-
 namespace {
 
 using mtlsgw::perf::HandshakeCrypto;

@@ -31,7 +31,7 @@
 
 namespace {
 
-using mtlsgw::UniqueImbMgr;
+using mtlsgw::ImbMgrHandle;
 using mtlsgw::tls::BatchMethod;
 using mtlsgw::tls::ContentType;
 using mtlsgw::tls::RecordCipher;
@@ -63,7 +63,7 @@ TrafficSecret bench_secret(RecordCipher cipher) {
 
 void BM_Seal(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
-  UniqueImbMgr mgr = mtlsgw::make_unique_imb_mgr();
+  ImbMgrHandle mgr = mtlsgw::make_imb_mgr();
   RecordProtection tx;
   if (!mgr || !tx.install(*mgr, cipher_of(state), bench_secret(cipher_of(state)))) {
     state.SkipWithError("setup");
@@ -81,7 +81,7 @@ void BM_Seal(benchmark::State& state) {
 
 void BM_SealInPlace(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
-  UniqueImbMgr mgr = mtlsgw::make_unique_imb_mgr();
+  ImbMgrHandle mgr = mtlsgw::make_imb_mgr();
   RecordProtection tx;
   if (!mgr || !tx.install(*mgr, cipher_of(state), bench_secret(cipher_of(state)))) {
     state.SkipWithError("setup");
@@ -99,7 +99,7 @@ void BM_SealInPlace(benchmark::State& state) {
 void BM_Open(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const RecordCipher cipher = cipher_of(state);
-  UniqueImbMgr mgr = mtlsgw::make_unique_imb_mgr();
+  ImbMgrHandle mgr = mtlsgw::make_imb_mgr();
   RecordProtection tx;
   RecordProtection rx;
   if (!mgr || !tx.install(*mgr, cipher, bench_secret(cipher))) {
@@ -212,7 +212,7 @@ void BM_SslRead(benchmark::State& state) {
 void BM_SealBatch(benchmark::State& state) {
   const size_t size = static_cast<size_t>(state.range(0));
   const auto method = state.range(2) == 0 ? BatchMethod::gcm_calls : BatchMethod::job_api;
-  UniqueImbMgr mgr = mtlsgw::make_unique_imb_mgr();
+  ImbMgrHandle mgr = mtlsgw::make_imb_mgr();
   RecordProtection tx;
   if (!mgr || !tx.install(*mgr, cipher_of(state), bench_secret(cipher_of(state)))) {
     state.SkipWithError("setup");

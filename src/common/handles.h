@@ -17,12 +17,6 @@
 #include <openssl/x509v3.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
-// IPsec-MB is optional at the top level (meson's ipsec_mb_dep): its handle
-// exists only where the header does.
-#if __has_include(<intel-ipsec-mb.h>)
-#include <intel-ipsec-mb.h>
-#define MTLSGW_HAVE_IPSEC_MB 1
-#endif
 
 #include <memory>
 
@@ -69,18 +63,13 @@ using EvpCipherHandle = CHandle<EVP_CIPHER, EVP_CIPHER_free>;
 using EvpCipherCtxHandle = CHandle<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
 using SslSessionHandle = CHandle<SSL_SESSION, SSL_SESSION_free>;
 
-#ifdef MTLSGW_HAVE_IPSEC_MB
-// IPsec-MB: a multi-buffer manager (alloc_mb_mgr + init_mb_mgr_*).
-using ImbMgrHandle = CHandle<IMB_MGR, free_mb_mgr>;
-#endif
-
 // Intel IPsec-MB: one manager per worker thread, never shared (its job
-// queue and function table are not thread-safe). make_unique_imb_mgr picks
+// queue and function table are not thread-safe). make_imb_mgr picks
 // the widest instruction set the CPU has (init_mb_mgr_auto); nullptr when
 // allocation or initialisation fails.
-using UniqueImbMgr = CHandle<IMB_MGR, free_mb_mgr>;
-inline UniqueImbMgr make_unique_imb_mgr() noexcept {
-  UniqueImbMgr mgr(alloc_mb_mgr(0));
+using ImbMgrHandle = CHandle<IMB_MGR, free_mb_mgr>;
+inline ImbMgrHandle make_imb_mgr() noexcept {
+  ImbMgrHandle mgr(alloc_mb_mgr(0));
   if (!mgr) return nullptr;
   init_mb_mgr_auto(mgr.get(), nullptr);
   if (imb_get_errno(mgr.get()) != 0) return nullptr;

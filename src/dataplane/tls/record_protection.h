@@ -4,7 +4,7 @@
 // RecordProtection per direction, keyed from that direction's traffic
 // secret (record_keys.h).
 //
-// Threading: the IMB_MGR is the worker's own (UniqueImbMgr in
+// Threading: the IMB_MGR is the worker's own (ImbMgrHandle in
 // common/handles.h, one per thread, never shared) and is passed to each
 // call; a RecordProtection holds no pointer to it, so a connection's state
 // is plain data. No call allocates, throws or makes a system call.

@@ -109,7 +109,7 @@ class RecordInteropTest : public ::testing::TestWithParam<Suite> {
   }
 
   static TestPki* pki_;
-  UniqueImbMgr mgr_ = make_unique_imb_mgr();
+  ImbMgrHandle mgr_ = make_imb_mgr();
   std::unique_ptr<PeerPair> pair_;
   RecordProtection rx_;
   RecordProtection tx_;

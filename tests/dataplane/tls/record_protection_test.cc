@@ -45,7 +45,7 @@ class RecordProtectionTest : public ::testing::Test {
     return out;
   }
 
-  UniqueImbMgr mgr_ = make_unique_imb_mgr();
+  ImbMgrHandle mgr_ = make_imb_mgr();
   IMB_MGR& mgr() { return *mgr_; }
 };
 
