@@ -113,8 +113,9 @@ int main(int argc, char** argv) {
       "offering a session from an earlier connection), requests (keep-alive GETs),\n"
       "bulk (keep-alive requests with --bulk-bytes bodies), idle (one keep-alive GET,\n"
       "then the connection is held open and silent until the run ends: the server's\n"
-      "memory per idle connection), mix (connections of each kind by --mix weights). Prints a progress line per --progress-interval on stderr\n"
-      "and the report on stdout (--json for perf/compare)."};
+      "memory per idle connection), mix (connections of each kind by --mix weights).\n"
+      "Prints a progress line per --progress-interval on stderr and the report on\n"
+      "stdout (--json for perf/compare)."};
   app.add_option("--target", o.target_text, "Server address, IPv4:PORT")->required();
   app.add_option("--sni", o.sni, "TLS server_name (default: none)");
   app.add_option("--host", o.host, "HTTP Host field (default: the SNI, else the target)");
