@@ -129,6 +129,14 @@ void Connection::on_recv(int result, uint64_t now) {
     return fail("socket_error:" + errno_name(-result), std::strerror(-result));
   }
   if (result == 0) return on_stream_end(now, true);
+  if (phase_ == Phase::kHolding) {
+    // Post-handshake messages (a late NewSessionTicket) are read and
+    // dropped; application data is checked by read_responses.
+    tls_.feed(recv_buffer_.data(), static_cast<size_t>(result));
+    read_responses(now);
+    if (phase_ == Phase::kHolding && !recv_pending_) submit_recv();
+    return;
+  }
   last_progress_ns_ = now;
   tls_.feed(recv_buffer_.data(), static_cast<size_t>(result));
   advance(now);
@@ -221,7 +229,7 @@ void Connection::read_responses(uint64_t now) {
       case TlsStream::Status::kDone:
         break;
     }
-    if (phase_ == Phase::kDraining) {
+    if (phase_ == Phase::kDraining || phase_ == Phase::kHolding) {
       return fail("http_unsolicited_bytes", "data after the last response");
     }
     switch (response_.feed({buffer.data(), got})) {
@@ -250,6 +258,10 @@ void Connection::on_response(uint64_t now) {
     ctx_.stats.handshake_done(handshake_ns_, offered_session_, tls_.resumed());
   }
   ctx_.stats.request_done(now - request_ns_, body_bytes_, response_.body_bytes());
+  if (kind_ == Kind::kIdle && response_.keep_alive()) {
+    phase_ = Phase::kHolding;
+    return;
+  }
   if (last_request_ || !response_.keep_alive()) {
     phase_ = Phase::kDraining;
     return;
@@ -263,6 +275,10 @@ void Connection::on_response(uint64_t now) {
 // write side) before the server's FIN is awaited. That FIN ends the
 // connection: the server closed first and keeps the TIME-WAIT.
 void Connection::on_stream_end(uint64_t now, bool tcp_end) {
+  if (phase_ == Phase::kHolding) {
+    return fail("idle_closed_by_server", tcp_end ? "FIN on a held idle connection"
+                                                 : "close_notify on a held idle connection");
+  }
   if (phase_ == Phase::kHandshaking) {
     return fail("handshake_error", tcp_end ? "the server closed during the handshake"
                                            : "close_notify during the handshake");
@@ -317,7 +333,8 @@ bool Connection::begin_request(uint64_t now) {
 }
 
 void Connection::check_timeout(uint64_t now, uint64_t timeout_ns) {
-  if (phase_ == Phase::kIdle || phase_ == Phase::kClosing) return;
+  // A held connection is silent on purpose.
+  if (phase_ == Phase::kIdle || phase_ == Phase::kClosing || phase_ == Phase::kHolding) return;
   if (now - last_progress_ns_ < timeout_ns) return;
   switch (phase_) {
     case Phase::kConnecting: return fail("connect_timeout", "no SYN-ACK within --timeout");

@@ -6,6 +6,8 @@
 //
 //   kConnecting -> kHandshaking -> kExchanging -> kDraining -> kClosing -> kIdle
 //                     (any failure, or the run's end: -> kClosing)
+//   idle kind:  kExchanging -> kHolding (after its one keep-alive response;
+//                     it sends nothing more, and the server closing it is a failure)
 //
 // The server closes first: the last request carries Connection: close, and
 // kDraining answers the server's close_notify with ours and waits for the
@@ -50,7 +52,15 @@ struct LoadContext {
 
 class Connection {
  public:
-  enum class Phase : uint8_t { kIdle, kConnecting, kHandshaking, kExchanging, kDraining, kClosing };
+  enum class Phase : uint8_t {
+    kIdle,
+    kConnecting,
+    kHandshaking,
+    kExchanging,
+    kDraining,
+    kClosing,
+    kHolding,
+  };
 
   Connection(LoadContext& context, uint32_t slot);
   ~Connection();

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <string>
 
 #include "report.h"
 #include "uring.h"
@@ -83,6 +84,12 @@ void LoadDriver::start_free_slots(uint64_t now) {
   }
 }
 
+uint64_t LoadDriver::held() const {
+  uint64_t n = 0;
+  for (const auto& c : connections_) n += c->phase() == Connection::Phase::kHolding ? 1 : 0;
+  return n;
+}
+
 void LoadDriver::print_progress(uint64_t now, uint64_t run_start, bool warming) {
   if (now - last_progress_ns_ < 1'000'000) return;  // one was printed just now
   Counters counters;
@@ -91,11 +98,14 @@ void LoadDriver::print_progress(uint64_t now, uint64_t run_start, bool warming) 
   const double interval_s = static_cast<double>(now - last_progress_ns_) / 1e9;
   last_progress_ns_ = now;
   const unsigned active = static_cast<unsigned>(connections_.size() - free_slots_.size());
-  std::fprintf(stderr, "%s%s\n",
+  // "held N" lets perf/compare wait until every idle connection is up.
+  const std::string held_text =
+      options_.weights[size_t(Kind::kIdle)] != 0 ? " held " + std::to_string(held()) : "";
+  std::fprintf(stderr, "%s%s%s\n",
                progress_line(static_cast<double>(now - run_start) / 1e9, interval_s, counters,
                              latencies, active)
                    .c_str(),
-               warming ? "  (warm-up)" : "");
+               held_text.c_str(), warming ? "  (warm-up)" : "");
 }
 
 RunResult LoadDriver::run() {
@@ -114,6 +124,7 @@ RunResult LoadDriver::run() {
       per_connection != 0 ? per_connection : (mix ? 100 : 0);
   context.requests_per_connection[size_t(Kind::kBulk)] =
       per_connection != 0 ? per_connection : (mix ? 4 : 0);
+  context.requests_per_connection[size_t(Kind::kIdle)] = 0;
 
   for (uint32_t slot = 0; slot < n; ++slot) {
     connections_.push_back(std::make_unique<Connection>(context, slot));
@@ -169,6 +180,7 @@ RunResult LoadDriver::run() {
   result.cpu_user_s = user1 - user0;
   result.cpu_system_s = system1 - system0;
   result.abandoned = n - free_slots_.size();
+  result.held = held();
 
   // Close what is still open; its operations come back cancelled.
   for (auto& c : connections_) c->abandon();

@@ -21,6 +21,7 @@ struct RunResult {
   double cpu_user_s = 0;      // this process, over the same period
   double cpu_system_s = 0;
   uint64_t abandoned = 0;     // connections still open when the run ended
+  uint64_t held = 0;          // of those, idle ones held after their request
 };
 
 class LoadDriver final : public ConnectionHost {
@@ -36,6 +37,7 @@ class LoadDriver final : public ConnectionHost {
   Kind next_kind();
   void start_free_slots(uint64_t now);
   void print_progress(uint64_t now, uint64_t run_start, bool warming);
+  uint64_t held() const;
 
   const Options& options_;
   ClientTlsContext& tls_;

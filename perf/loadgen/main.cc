@@ -61,7 +61,9 @@ bool parse_mix(const std::string& text, std::array<unsigned, kKinds>& weights) {
     const std::string name = item.substr(0, eq);
     size_t k = 0;
     while (k < kKinds && name != kKindNames[k]) ++k;
-    if (k == kKinds) return false;
+    // An idle connection never frees its slot: in a mix it would only
+    // shrink the concurrency of the other kinds.
+    if (k == kKinds || static_cast<Kind>(k) == Kind::kIdle) return false;
     try {
       weights[k] = static_cast<unsigned>(std::stoul(item.substr(eq + 1)));
     } catch (const std::exception&) {
@@ -109,9 +111,11 @@ int main(int argc, char** argv) {
       "loadgen: mutual-TLS HTTP/1.1 load over kernel sockets, one thread, one io_uring.\n"
       "Modes: handshake (connect, full handshake, one request, close), resume (the same,\n"
       "offering a session from an earlier connection), requests (keep-alive GETs),\n"
-      "bulk (keep-alive requests with --bulk-bytes bodies), mix (connections of each\n"
-      "kind by --mix weights). Prints a progress line per --progress-interval on stderr\n"
-      "and the report on stdout (--json for perf/compare)."};
+      "bulk (keep-alive requests with --bulk-bytes bodies), idle (one keep-alive GET,\n"
+      "then the connection is held open and silent until the run ends: the server's\n"
+      "memory per idle connection), mix (connections of each kind by --mix weights).\n"
+      "Prints a progress line per --progress-interval on stderr and the report on\n"
+      "stdout (--json for perf/compare)."};
   app.add_option("--target", o.target_text, "Server address, IPv4:PORT")->required();
   app.add_option("--sni", o.sni, "TLS server_name (default: none)");
   app.add_option("--host", o.host, "HTTP Host field (default: the SNI, else the target)");
@@ -130,8 +134,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--alpn", o.alpn, "ALPN protocol offered (empty: no ALPN)")
       ->capture_default_str();
-  app.add_option("--mode", o.mode, "handshake, resume, requests, bulk or mix")
-      ->check(CLI::IsMember({"handshake", "resume", "requests", "bulk", "mix"}))
+  app.add_option("--mode", o.mode, "handshake, resume, requests, bulk, idle or mix")
+      ->check(CLI::IsMember({"handshake", "resume", "requests", "bulk", "idle", "mix"}))
       ->capture_default_str();
   app.add_option("--mix", mix, "Mode mix: connections of each kind per round")
       ->capture_default_str();

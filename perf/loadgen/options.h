@@ -15,9 +15,10 @@ enum class Kind : uint8_t {
   kResume,     // the same, offering the session of an earlier connection
   kRequests,   // keep-alive requests
   kBulk,       // keep-alive requests with large bodies
+  kIdle,       // one keep-alive request, then held open and silent until the end
 };
-constexpr size_t kKinds = 4;
-constexpr const char* kKindNames[kKinds] = {"handshake", "resume", "requests", "bulk"};
+constexpr size_t kKinds = 5;
+constexpr const char* kKindNames[kKinds] = {"handshake", "resume", "requests", "bulk", "idle"};
 
 enum class BulkDirection : uint8_t { kDown, kUp, kBoth };
 
@@ -36,7 +37,7 @@ struct Options {
   std::string mode = "handshake";
   // Connections of each kind per round of the mix (mode "mix"); one mode:
   // only that kind.
-  std::array<unsigned, kKinds> weights{1, 0, 0, 0};
+  std::array<unsigned, kKinds> weights{1, 0, 0, 0, 0};
   unsigned concurrency = 64;
   double duration_s = 10;
   uint64_t count = 0;  // requests to complete (0: run for duration_s)

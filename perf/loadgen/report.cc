@@ -71,7 +71,8 @@ nlohmann::json report_json(const Options& o, const RunStats& stats, const RunRes
         {"offered_session", c.resumption_offered}}},
       {"connections",
        {{"established", c.connects}, {"completed", c.connections_done},
-        {"per_s", per_second(c.connections_done, s)}, {"open_at_end", r.abandoned}}},
+        {"per_s", per_second(c.connections_done, s)}, {"open_at_end", r.abandoned},
+        {"held_idle", r.held}}},
       {"requests", {{"count", c.requests}, {"per_s", per_second(c.requests, s)}}},
       {"bytes",
        {{"down", c.bytes_down}, {"up", c.bytes_up},
@@ -105,6 +106,9 @@ std::string report_text(const Options& o, const RunStats& stats, const RunResult
   out += fmt::format("  requests     {:10} {:12.1f} /s\n", c.requests, per_second(c.requests, s));
   out += fmt::format("  connections  {:10} {:12.1f} /s   closed after their last response; {} open at the end\n",
                      c.connections_done, per_second(c.connections_done, s), r.abandoned);
+  if (o.weights[size_t(Kind::kIdle)] != 0) {
+    out += fmt::format("  idle         {:10} held open and silent after one request each\n", r.held);
+  }
   out += fmt::format("  body bytes   down {} ({:.1f} MB/s), up {} ({:.1f} MB/s)\n", c.bytes_down,
                      per_second(c.bytes_down, s) / kMB, c.bytes_up, per_second(c.bytes_up, s) / kMB);
   out += "  latency (ms)      count       p50       p99      p999       max      mean\n";
