@@ -33,6 +33,7 @@ struct ClientOptions {
   std::string cert;  // PKI file stem ("client-good"): NAME.pem + NAME.key
   std::string groups;
   SSL_SESSION* session = nullptr;  // offered for resumption
+  std::string ciphersuites;        // TLS 1.3 suites offered (empty: OpenSSL's default)
 };
 
 class TestClient {
@@ -47,6 +48,7 @@ class TestClient {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     if (!options.groups.empty()) SSL_CTX_set1_groups_list(ctx, options.groups.c_str());
+    if (!options.ciphersuites.empty()) SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str());
     if (!options.cert.empty()) {
       SSL_CTX_use_certificate_file(ctx, pki.path(options.cert + ".pem").c_str(), SSL_FILETYPE_PEM);
       SSL_CTX_use_PrivateKey_file(ctx, pki.path(options.cert + ".key").c_str(), SSL_FILETYPE_PEM);
@@ -168,14 +170,15 @@ class TestClient {
 
 class Link {
  public:
-  Link(SslPool& pool, TestClient& client) : pool_(pool), client_(client) {
+  // With `offload`, the session switches to our record layer when it can.
+  Link(SslPool& pool, TestClient& client, const RecordOffload* offload = nullptr) : pool_(pool), client_(client) {
     CiphertextSink sink;
     sink.send = [](void* self, const uint8_t* data, uint32_t len) noexcept -> uint32_t {
       return static_cast<Link*>(self)->sink_send(data, len);
     };
     sink.space = [](void* self) noexcept -> uint32_t { return static_cast<Link*>(self)->sink_space(); };
     sink.context = this;
-    started_ = server.start(pool.acquire(), sink);
+    started_ = server.start(pool.acquire(), sink, offload);
   }
   ~Link() { pool_.release(server.finish()); }
   Link(const Link&) = delete;
