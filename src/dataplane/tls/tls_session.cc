@@ -59,6 +59,9 @@ bool TlsSession::start(SSL* ssl, const CiphertextSink& sink, const RecordOffload
     failure_ = TlsFailure::internal;
     return false;
   }
+  // Before SNI moves the SSL to a host's context: the front one keeps the
+  // session cache.
+  session_cache_ = SSL_get_SSL_CTX(ssl);
   bind_transport(SSL_get_rbio(ssl), &io_);
   TlsContexts::attach(ssl, &notes_);
   // A resumption on this SSL's previous connection turned tickets off.
@@ -101,6 +104,7 @@ SSL* TlsSession::finish() noexcept {
     rx_.clear();
     tx_.clear();
     X509_free(facts_.client_certificate);
+    SSL_SESSION_free(facts_.session);
     facts_ = OffloadedFacts{};
     offloaded_ = false;
   }
@@ -154,6 +158,7 @@ bool TlsSession::switch_record_layer() noexcept {
   facts_.group_name = SSL_group_to_name(ssl_, SSL_get_negotiated_group(ssl_));
   facts_.resumed = SSL_session_reused(ssl_) == 1;
   facts_.verify_result = SSL_get_verify_result(ssl_);
+  facts_.session = SSL_get1_session(ssl_);
   facts_.client_certificate = SSL_get0_peer_certificate(ssl_);
   if (facts_.client_certificate != nullptr) X509_up_ref(facts_.client_certificate);
   notes_.wipe_secrets();

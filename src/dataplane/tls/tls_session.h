@@ -210,6 +210,7 @@ class TlsSession {
   // One small record of ours to the sink, what it refuses kept in tail_.
   bool write_control(ContentType type, const uint8_t* body, size_t length) noexcept;
   void fail_with_alert(uint8_t alert) noexcept;
+  void forget_session() noexcept;
 
   struct OffloadedFacts {
     const char* version_name = "";
@@ -217,6 +218,9 @@ class TlsSession {
     const char* signature_scheme = "";
     const char* group_name = nullptr;
     X509* client_certificate = nullptr;  // a reference of ours
+    // The session the client may resume (a reference of ours): a fatal
+    // error removes it from the cache, as OpenSSL's record layer does.
+    SSL_SESSION* session = nullptr;
     long verify_result = X509_V_OK;
     int version = 0;
     bool resumed = false;
@@ -239,6 +243,7 @@ class TlsSession {
   // expanded AES and GHASH tables).
   static constexpr size_t kTailBytes = 64;  // a control record or two (alert 24, KeyUpdate 27 bytes)
   const RecordOffload* offload_ = nullptr;
+  SSL_CTX* session_cache_ = nullptr;  // the context the SSL was made from: its cache holds the sessions
   RecordProtection rx_;
   RecordProtection tx_;
   OffloadedFacts facts_;

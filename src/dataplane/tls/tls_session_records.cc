@@ -69,6 +69,7 @@ void TlsSession::read_records(const net::tcp::ByteSpans& ciphertext, uint32_t of
       if (ends && progress.plaintext == 0) {
         state_ = TlsState::failed;
         failure_ = TlsFailure::truncated;
+        forget_session();
       }
       break;
     }
@@ -153,6 +154,7 @@ bool TlsSession::on_control_record(ContentType type, const uint8_t* body, size_t
     notes_.alert_received_fatal = true;
     state_ = TlsState::failed;
     failure_ = TlsFailure::peer_alert;
+    forget_session();
     return false;
   }
   // Handshake: after the handshake a client may send only KeyUpdate (no
@@ -189,9 +191,14 @@ bool TlsSession::on_control_record(ContentType type, const uint8_t* body, size_t
   return true;
 }
 
+void TlsSession::forget_session() noexcept {
+  if (facts_.session != nullptr && session_cache_ != nullptr) SSL_CTX_remove_session(session_cache_, facts_.session);
+}
+
 void TlsSession::fail_with_alert(uint8_t alert) noexcept {
   state_ = TlsState::failed;
   failure_ = TlsFailure::local_alert;
+  forget_session();
   notes_.alert_sent = alert;
   notes_.alert_sent_fatal = true;
   // Not inside a record the sink holds half of.

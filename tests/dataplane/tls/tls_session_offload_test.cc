@@ -247,6 +247,9 @@ TEST_F(TlsSessionOffloadTest, ATamperedRecordIsBadRecordMac) {
   Link link(*pool_, client, &offload_);
   link.pump();
   expect_offloaded(link, client);
+  // A copy taken now: the client marks its own unresumable on the alert.
+  ASSERT_FALSE(client.sessions.empty());
+  SslSessionHandle saved(SSL_SESSION_dup(client.sessions.back().get()));
   client.outbox = "this record is changed on the way";
   client.step();
   char buf[4096];
@@ -261,6 +264,12 @@ TEST_F(TlsSessionOffloadTest, ATamperedRecordIsBadRecordMac) {
   EXPECT_TRUE(client.failed);
   EXPECT_EQ(client.alert_received, SSL_AD_BAD_RECORD_MAC);
   EXPECT_TRUE(link.server_received.empty());
+  // As after OpenSSL's fatal alerts, the session is no longer resumable.
+  TestClient again(*pki_, {.sni = "fallback.example.test", .session = saved.get()});
+  Link next(*pool_, again, &offload_);
+  next.pump();
+  expect_offloaded(next, again);
+  EXPECT_FALSE(next.server.resumed());
 }
 
 // A record header that is not application_data after the handshake.
