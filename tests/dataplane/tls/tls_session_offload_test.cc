@@ -286,6 +286,60 @@ TEST_F(TlsSessionOffloadTest, AnUnprotectedRecordIsUnexpectedMessage) {
   EXPECT_EQ(client.alert_received, SSL_AD_UNEXPECTED_MESSAGE);
 }
 
+// Records the client's OpenSSL would never send, sealed with its own key
+// (the first record under CLIENT_TRAFFIC_SECRET_0): each ends the
+// connection with the alert RFC 8446 asks for.
+TEST_F(TlsSessionOffloadTest, ForgedControlRecordsGetTheirAlerts) {
+  struct Case {
+    const char* name;
+    ContentType type;
+    std::vector<uint8_t> body;
+    int alert;
+  };
+  const Case cases[] = {
+      {"new_session_ticket", ContentType::handshake, {4, 0, 0, 1, 0}, SSL_AD_UNEXPECTED_MESSAGE},
+      {"key_update_bad_request", ContentType::handshake, {24, 0, 0, 1, 2}, SSL_AD_ILLEGAL_PARAMETER},
+      {"key_update_long", ContentType::handshake, {24, 0, 0, 2, 0, 0}, SSL_AD_DECODE_ERROR},
+      {"key_update_not_last", ContentType::handshake, {24, 0, 0, 1, 0, 24, 0, 0, 1, 0}, SSL_AD_UNEXPECTED_MESSAGE},
+      {"alert_of_three_bytes", ContentType::alert, {2, 40, 0}, SSL_AD_DECODE_ERROR},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TestClient client(*pki_, {.sni = "fallback.example.test"});
+    Link link(*pool_, client, &offload_);
+    link.pump();
+    expect_offloaded(link, client);
+    ASSERT_EQ(client.application_secret.length, 32);
+    RecordProtection forger;
+    ASSERT_TRUE(forger.install(*mgr_, RecordCipher::aes_128_gcm_sha256, client.application_secret, 0));
+    std::vector<uint8_t> record(sealed_length(c.body.size()));
+    const SealResult sealed = forger.seal(*mgr_, c.type, c.body.data(), c.body.size(), record.data(), record.size());
+    ASSERT_EQ(sealed.status, RecordStatus::ok);
+    link.tcp_in.assign(record.begin(), record.end());
+    link.pump();
+    EXPECT_EQ(link.server.state(), TlsState::failed);
+    EXPECT_EQ(link.server.failure(), TlsFailure::local_alert);
+    EXPECT_EQ(link.server.alert_sent(), c.alert);
+    EXPECT_EQ(client.alert_received, c.alert);
+  }
+  // A fatal alert from the client: peer_alert, with its description.
+  TestClient client(*pki_, {.sni = "fallback.example.test"});
+  Link link(*pool_, client, &offload_);
+  link.pump();
+  expect_offloaded(link, client);
+  RecordProtection forger;
+  ASSERT_TRUE(forger.install(*mgr_, RecordCipher::aes_128_gcm_sha256, client.application_secret, 0));
+  const uint8_t alert[] = {2, SSL_AD_ACCESS_DENIED};
+  std::vector<uint8_t> record(sealed_length(sizeof alert));
+  ASSERT_EQ(forger.seal(*mgr_, ContentType::alert, alert, sizeof alert, record.data(), record.size()).status,
+            RecordStatus::ok);
+  link.tcp_in.assign(record.begin(), record.end());
+  link.pump();
+  EXPECT_EQ(link.server.state(), TlsState::failed);
+  EXPECT_EQ(link.server.failure(), TlsFailure::peer_alert);
+  EXPECT_EQ(link.server.alert_received(), SSL_AD_ACCESS_DENIED);
+}
+
 TEST_F(TlsSessionOffloadTest, EndOfStreamWithoutCloseNotifyIsTruncation) {
   TestClient client(*pki_, {.sni = "fallback.example.test"});
   client.outbox = "partial";
