@@ -19,6 +19,7 @@ namespace mtlsgw::gateway {
   X(handshakes_ok)                                                                      \
   X(handshakes_failed)                                                                  \
   X(resumed)               /* handshakes_ok that resumed a session */                  \
+  X(records_offloaded)     /* handshakes_ok switched to our record layer */            \
   X(no_host)               /* ClientHello for no configured host, no default */        \
   X(handshake_timeouts)                                                                 \
   X(idle_timeouts)                                                                      \

@@ -60,6 +60,11 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
     for (uint32_t i = limits_.http_exchanges; i > 0; --i) free_http_.push_back(&http_slots_[i - 1]);
   }
   scratch_.reset(new uint8_t[kScratchBytes]);
+  imb_mgr_ = make_imb_mgr();
+  if (imb_mgr_) {
+    record_scratch_.reset(new uint8_t[tls::kMaxRecordLength]);
+    record_offload_ = tls::RecordOffload{imb_mgr_.get(), record_scratch_.get()};
+  }
   counters_.ssl_pool_idle.set(ssl_pool_->prefill(std::min<uint32_t>(limits_.ssl_pool_idle, 64)));
 }
 
@@ -119,7 +124,8 @@ void TlsGateway::on_accepted(TcpStack& stack, ConnHandle h, const net::tcp::Four
   SSL* ssl = ssl_pool_->acquire();
   counters_.ssl_pool_idle.set(ssl_pool_->idle());
   const tls::CiphertextSink sink{client_sink_send, client_sink_space, &s};
-  if (!s.tls.start(ssl, sink) || !tls::attach_handshake_verify(ssl, &s.verify)) {
+  const tls::RecordOffload* offload = record_offload_.mgr != nullptr ? &record_offload_ : nullptr;
+  if (!s.tls.start(ssl, sink, offload) || !tls::attach_handshake_verify(ssl, &s.verify)) {
     s.end = ConnectionEnd::internal;
     reset_both(s);
     return;
@@ -414,7 +420,8 @@ uint64_t TlsGateway::pooled_ssl_bytes() const noexcept {
 
 size_t TlsGateway::reserved_bytes() const noexcept {
   const size_t http = http_slots_ ? size_t{limits_.http_exchanges} * sizeof(HttpSlot) : 0;
-  return size_t{limits_.max_sessions} * sizeof(Session) + http + kScratchBytes;
+  const size_t record_scratch = record_scratch_ ? tls::kMaxRecordLength : 0;
+  return size_t{limits_.max_sessions} * sizeof(Session) + http + kScratchBytes + record_scratch;
 }
 
 }  // namespace mtlsgw::gateway

@@ -199,6 +199,12 @@ class TlsGateway final : public net::tcp::TcpApp {
   dataplane::TimerWheel timers_;
   uint64_t next_rest_sweep_us_ = 0;
   std::unique_ptr<uint8_t[]> scratch_;  // decrypted plaintext; PROXY v2 headers
+  // The worker's record layer for offloaded sessions (tls_session.h): its
+  // own IPsec-MB manager and one record of scratch. No manager (allocation
+  // or CPU feature failure): every connection stays on OpenSSL.
+  ImbMgrHandle imb_mgr_;
+  std::unique_ptr<uint8_t[]> record_scratch_;
+  tls::RecordOffload record_offload_;
   uint32_t depth_ = 0;
   AccessLogQueue* access_log_ = nullptr;
   GatewayCounters counters_;

@@ -103,6 +103,13 @@ void TlsGateway::handshake_done(Session& s) noexcept {
   // keep their storage across the slot's connections).
   tls::extract_client_identity(s.tls.ssl(), verdict, &s.identity, tables_->sha256());
   s.tls.fill_session_facts(tables_->contexts(), s.identity);
+  // The identity is out of the SSL: an offloaded session gives it back now
+  // (its facts stay in the session), so an idle connection holds none.
+  if (s.tls.offloaded()) {
+    counters_.records_offloaded.add();
+    ssl_pool_->release(s.tls.release_ssl());
+    counters_.ssl_pool_idle.set(ssl_pool_->idle());
+  }
   open_upstream(s);
 }
 

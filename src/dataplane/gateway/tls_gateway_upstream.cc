@@ -43,7 +43,7 @@ void TlsGateway::upstream_ready(Session& s) noexcept {
     conn.local_address = s.tuple.local_ip;
     conn.local_port = s.tuple.local_port;
     conn.session_resumed = s.tls.resumed();
-    const char* group = SSL_group_to_name(s.tls.ssl(), SSL_get_negotiated_group(s.tls.ssl()));
+    const char* group = s.tls.group_name();
     if (group != nullptr) conn.group = group;
     conn.sig_scheme = s.tls.signature_scheme();
     const auto header =

@@ -158,6 +158,16 @@ SealResult RecordProtection::seal(IMB_MGR& mgr, ContentType type, const uint8_t*
   return {RecordStatus::ok, total};
 }
 
+SealResult RecordProtection::reseal_last(IMB_MGR& mgr, ContentType type, const uint8_t* data, size_t length,
+                                         uint8_t* out, size_t capacity) noexcept {
+  if (!installed_) return {RecordStatus::no_keys, 0};
+  if (sequence_ == 0) return {RecordStatus::invalid_argument, 0};
+  --sequence_;
+  const SealResult result = seal(mgr, type, data, length, out, capacity);
+  if (result.status != RecordStatus::ok) ++sequence_;
+  return result;
+}
+
 size_t RecordProtection::seal_batch(IMB_MGR& mgr, SealRequest* requests, size_t count,
                                     BatchMethod method) noexcept {
   if (method == BatchMethod::gcm_calls) {

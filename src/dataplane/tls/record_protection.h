@@ -176,6 +176,14 @@ class RecordProtection {
   size_t seal_batch(IMB_MGR& mgr, SealRequest* requests, size_t count,
                     BatchMethod method = BatchMethod::gcm_calls) noexcept;
 
+  // The record seal() produced last, sealed again under the same sequence
+  // number without advancing: for a sender whose sink took only part of it
+  // and that has no room to keep the rest. The caller must pass the same
+  // type and bytes (a nonce used for two different plaintexts breaks
+  // AES-GCM: compare the tag with the first one before emitting anything).
+  SealResult reseal_last(IMB_MGR& mgr, ContentType type, const uint8_t* data, size_t length, uint8_t* out,
+                         size_t capacity) noexcept;
+
   // One complete record (find_record's length) into out, which needs
   // record_length - 5 - 16 bytes; the plaintext starts at out. out's
   // contents are unspecified when the status is not ok.
@@ -184,6 +192,12 @@ class RecordProtection {
   // The same, decrypting in place: the plaintext starts at record + 5.
   OpenResult open_in_place(IMB_MGR& mgr, uint8_t* record, size_t record_length) noexcept {
     return open(mgr, record, record_length, record + kRecordHeaderLength, record_length);
+  }
+  // The record open() accepted last is to be opened again (its reader took
+  // only part of the plaintext and keeps no copy): the sequence number goes
+  // back by one. Opening under one nonce twice reveals nothing new.
+  void unopen_last() noexcept {
+    if (sequence_ > 0) --sequence_;
   }
 
  private:

@@ -146,7 +146,7 @@ int verify_client_chain(X509_STORE_CTX* store_ctx, void* arg) {
 // offers; no overlap is a fatal no_application_protocol alert (OpenSSL sends
 // it for SSL_TLSEXT_ERR_ALERT_FATAL). A host without ALPN ignores the
 // extension.
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
+int select_alpn(SSL* ssl, const unsigned char** out, unsigned char* out_len, const unsigned char* in,
                 unsigned int in_len, void* arg) {
   const auto& host = *static_cast<const TlsContexts::Host*>(arg);
   const std::string& ours = host.alpn_wire;
@@ -160,12 +160,52 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
       if (m == n && std::memcmp(in + j + 1, name, n) == 0) {
         *out = name;
         *out_len = n;
+        if (HandshakeNotes* notes = TlsContexts::notes_of(ssl); notes != nullptr) {
+          notes->alpn = ours.data() + i + 1;
+          notes->alpn_len = n;
+        }
         return SSL_TLSEXT_ERR_OK;
       }
     }
   }
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
+
+// "LABEL <client_random hex> <secret hex>" (the NSS key log format). Only
+// the two application secrets, and only for a session that asked: they key
+// our record layer (record_protection.h), and nothing else keeps them.
+void on_keylog(const SSL* ssl, const char* line) {
+  HandshakeNotes* notes = TlsContexts::notes_of(ssl);
+  if (notes == nullptr || !notes->capture_secrets) return;
+  const std::string_view text(line);
+  const size_t first = text.find(' ');
+  const size_t second = first == std::string_view::npos ? first : text.find(' ', first + 1);
+  if (second == std::string_view::npos) return;
+  const std::string_view label = text.substr(0, first);
+  TrafficSecret* target = label == "CLIENT_TRAFFIC_SECRET_0"   ? &notes->client_application
+                          : label == "SERVER_TRAFFIC_SECRET_0" ? &notes->server_application
+                                                               : nullptr;
+  if (target == nullptr) return;
+  const std::string_view hex = text.substr(second + 1);
+  if (hex.size() % 2 != 0 || hex.size() / 2 > target->bytes.size()) return;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < hex.size() / 2; ++i) {
+    const int hi = nibble(hex[2 * i]);
+    const int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      wipe(*target);
+      return;
+    }
+    target->bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  target->length = static_cast<uint8_t>(hex.size() / 2);
+}
+
 
 // What every context of the set shares. The front context's values are the
 // ones a connection gets (SSL_new copies them); host contexts get the same so
@@ -200,6 +240,8 @@ bool apply_protocol_settings(SSL_CTX* ctx, std::string& error) {
     return fail(error, "cannot set the cipher suites");
   }
   SSL_CTX_set_info_callback(ctx, on_info);
+  // On every context: after SNI the host's context is the one OpenSSL asks.
+  SSL_CTX_set_keylog_callback(ctx, on_keylog);
   return true;
 }
 
@@ -394,6 +436,14 @@ const char* name_of(MtlsMode mode) noexcept {
   return "?";
 }
 
+void TlsContexts::count_tickets(int write_p, int, int content_type, const void* buf, size_t len, SSL* ssl,
+                                void*) {
+  if (write_p == 0 || content_type != SSL3_RT_HANDSHAKE || len == 0) return;
+  if (static_cast<const uint8_t*>(buf)[0] != SSL3_MT_NEWSESSION_TICKET) return;
+  HandshakeNotes* notes = notes_of(ssl);
+  if (notes != nullptr && notes->tickets_sent < UINT8_MAX) ++notes->tickets_sent;
+}
+
 void HandshakeNotes::clear() noexcept {
   host = kNoHost;
   verify_error = X509_V_OK;
@@ -403,6 +453,16 @@ void HandshakeNotes::clear() noexcept {
   alert_sent_fatal = alert_received_fatal = false;
   ticket_on_resumption = false;
   sni_len = 0;
+  alpn = nullptr;
+  alpn_len = 0;
+  capture_secrets = false;
+  tickets_sent = 0;
+  wipe_secrets();
+}
+
+void HandshakeNotes::wipe_secrets() noexcept {
+  wipe(client_application);
+  wipe(server_application);
 }
 
 TlsContexts::~TlsContexts() = default;

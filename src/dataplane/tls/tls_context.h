@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/handles.h"
+#include "dataplane/tls/record_keys.h"
 
 namespace mtlsgw::tls {
 
@@ -109,9 +110,24 @@ struct HandshakeNotes {
   bool ticket_on_resumption = false;  // TlsContextOptions::ticket_on_resumption
   uint8_t sni_len = 0;
   char sni[255];  // lower-cased host_name (RFC 6066 3: at most 255 bytes here)
+  // The protocol select_alpn chose: a view into the host's alpn_wire, which
+  // outlives the connection (unlike OpenSSL's copy inside the SSL).
+  const char* alpn = nullptr;
+  uint8_t alpn_len = 0;
+  // For a session that takes the record layer over after the handshake
+  // (TlsSession with a RecordOffload): the TLS 1.3 application traffic
+  // secrets, as the keylog callback sees them, and how many
+  // NewSessionTicket messages the server wrote (one record each under the
+  // server secret before the switch: record_protection.h).
+  bool capture_secrets = false;
+  uint8_t tickets_sent = 0;
+  TrafficSecret client_application;  // CLIENT_TRAFFIC_SECRET_0
+  TrafficSecret server_application;  // SERVER_TRAFFIC_SECRET_0
 
   std::string_view server_name() const noexcept { return {sni, sni_len}; }
+  std::string_view alpn_selected() const noexcept { return alpn != nullptr ? std::string_view(alpn, alpn_len) : std::string_view(); }
   void clear() noexcept;
+  void wipe_secrets() noexcept;
 };
 
 // Must outlive every SSL made from it (the SslPool and its sessions): the
@@ -161,6 +177,10 @@ class TlsContexts {
   // The notes OpenSSL's callbacks write for this connection (nullptr: none).
   static void attach(SSL* ssl, HandshakeNotes* notes) noexcept;
   static HandshakeNotes* notes_of(const SSL* ssl) noexcept;
+  // Counts the NewSessionTicket messages an SSL writes into its notes
+  // (SSL_set_msg_callback; its argument is unused).
+  static void count_tickets(int write_p, int version, int content_type, const void* buf, size_t len, SSL* ssl,
+                            void* arg);
 
  private:
   TlsContexts() = default;

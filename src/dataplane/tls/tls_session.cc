@@ -40,8 +40,9 @@ const char* name_of(TlsFailure failure) noexcept {
   return "?";
 }
 
-bool TlsSession::start(SSL* ssl, const CiphertextSink& sink) noexcept {
+bool TlsSession::start(SSL* ssl, const CiphertextSink& sink, const RecordOffload* offload) noexcept {
   ssl_ = ssl;
+  offload_ = offload != nullptr && offload->mgr != nullptr && offload->scratch != nullptr ? offload : nullptr;
   io_ = TransportIo{};
   io_.sink = sink;
   notes_.clear();
@@ -50,16 +51,32 @@ bool TlsSession::start(SSL* ssl, const CiphertextSink& sink) noexcept {
   error_code_ = 0;
   owed_record_ = 0;
   blocked_on_sink_ = peer_closed_ = close_requested_ = close_sent_ = tickets_trimmed_ = false;
+  rx_delivered_ = owed_sent_ = 0;
+  tail_len_ = 0;
+  tail_closes_ = key_update_owed_ = rx_more_ = false;
   if (ssl == nullptr) {
     state_ = TlsState::failed;
     failure_ = TlsFailure::internal;
     return false;
   }
+  // Before SNI moves the SSL to a host's context: the front one keeps the
+  // session cache.
+  session_cache_ = SSL_get_SSL_CTX(ssl);
   bind_transport(SSL_get_rbio(ssl), &io_);
   TlsContexts::attach(ssl, &notes_);
   // A resumption on this SSL's previous connection turned tickets off.
   SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(SSL_get_SSL_CTX(ssl)));
-  SSL_set_read_ahead(ssl, 1);
+  if (offload_ != nullptr) {
+    // No read ahead until the handshake is over: OpenSSL then reads each
+    // record's header and body and nothing past the client's Finished, so
+    // the records behind it stay in TCP for ours (record_protection.h).
+    notes_.capture_secrets = true;
+    SSL_set_msg_callback(ssl, TlsContexts::count_tickets);
+    SSL_set_read_ahead(ssl, 0);
+  } else {
+    SSL_set_msg_callback(ssl, nullptr);
+    SSL_set_read_ahead(ssl, 1);
+  }
   // SSL_clear keeps the last verdict, which a connection without a client
   // certificate would otherwise report as its own.
   SSL_set_verify_result(ssl, X509_V_OK);
@@ -83,13 +100,78 @@ SSL* TlsSession::finish() noexcept {
   }
   ssl_ = nullptr;
   state_ = TlsState::idle;
+  if (offloaded_) {
+    rx_.clear();
+    tx_.clear();
+    X509_free(facts_.client_certificate);
+    SSL_SESSION_free(facts_.session);
+    facts_ = OffloadedFacts{};
+    offloaded_ = false;
+  }
+  notes_.wipe_secrets();
+  rx_delivered_ = owed_sent_ = 0;
+  tail_len_ = 0;
+  tail_closes_ = key_update_owed_ = rx_more_ = false;
   return ssl;
+}
+
+SSL* TlsSession::release_ssl() noexcept {
+  if (!offloaded_ || ssl_ == nullptr) return nullptr;
+  SSL* ssl = ssl_;
+  bind_transport(SSL_get_rbio(ssl), nullptr);
+  TlsContexts::attach(ssl, nullptr);
+  // The handshake succeeded: its session stays resumable (see finish()).
+  SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+  ssl_ = nullptr;
+  return ssl;
+}
+
+void TlsSession::handshake_completed() noexcept {
+  if (offload_ != nullptr && switch_record_layer()) return;
+  notes_.wipe_secrets();
+  SSL_set_msg_callback(ssl_, nullptr);
+  SSL_set_read_ahead(ssl_, 1);
+}
+
+bool TlsSession::switch_record_layer() noexcept {
+  if (SSL_version(ssl_) != TLS1_3_VERSION) return false;
+  const SSL_CIPHER* suite = SSL_get_current_cipher(ssl_);
+  const auto cipher = suite != nullptr ? record_cipher_from_suite(SSL_CIPHER_get_protocol_id(suite)) : std::nullopt;
+  if (!cipher) return false;
+  // Nothing may wait inside OpenSSL: no record read past Finished. (Its
+  // output is all in the sink: SSL_do_handshake returns 1 only after its
+  // last flight, the tickets, went out whole.)
+  if (SSL_has_pending(ssl_) == 1) return false;
+  // RFC 8446 7.2: the client has sent nothing under its application secret
+  // yet (OpenSSL read none); the server's tickets went out under its own.
+  IMB_MGR& mgr = *offload_->mgr;
+  if (!rx_.install(mgr, *cipher, notes_.client_application, 0) ||
+      !tx_.install(mgr, *cipher, notes_.server_application, notes_.tickets_sent)) {
+    rx_.clear();
+    tx_.clear();
+    return false;
+  }
+  facts_.version_name = SSL_get_version(ssl_);
+  facts_.version = SSL_version(ssl_);
+  facts_.cipher_name = SSL_CIPHER_get_name(suite);
+  facts_.signature_scheme = signature_scheme();
+  facts_.group_name = SSL_group_to_name(ssl_, SSL_get_negotiated_group(ssl_));
+  facts_.resumed = SSL_session_reused(ssl_) == 1;
+  facts_.verify_result = SSL_get_verify_result(ssl_);
+  facts_.session = SSL_get1_session(ssl_);
+  facts_.client_certificate = SSL_get0_peer_certificate(ssl_);
+  if (facts_.client_certificate != nullptr) X509_up_ref(facts_.client_certificate);
+  notes_.wipe_secrets();
+  SSL_set_msg_callback(ssl_, nullptr);
+  blocked_on_sink_ = false;
+  offloaded_ = true;
+  return true;
 }
 
 TlsSession::Progress TlsSession::receive(const net::tcp::ByteSpans& ciphertext, bool ends, uint8_t* out,
                                          uint32_t cap) noexcept {
   Progress progress;
-  if (ssl_ == nullptr) return progress;
+  if (ssl_ == nullptr && !offloaded_) return progress;
   const uint32_t offered = ciphertext.len[0] + ciphertext.len[1];
   // RFC 8446 6.1: data after a closure alert is ignored; taking it lets the
   // TCP side drain to its FIN.
@@ -101,8 +183,20 @@ TlsSession::Progress TlsSession::receive(const net::tcp::ByteSpans& ciphertext, 
   // SSL_get_error reads the thread's error queue: an entry left by anything
   // else on this worker would turn a want-read into a failure.
   ERR_clear_error();
+  if (offloaded_) {
+    read_records(ciphertext, 0, ends, out, cap, progress);
+    return progress;
+  }
   io_.offer(ciphertext, ends);
   if (state_ == TlsState::handshaking) drive_handshake(progress);
+  if (offloaded_) {
+    // Switched during this call: what follows Finished is ours.
+    const uint32_t finished_at = io_.taken;
+    io_.withdraw();
+    progress.ciphertext_taken = finished_at;
+    if (state_ == TlsState::established && cap > 0) read_records(ciphertext, finished_at, ends, out, cap, progress);
+    return progress;
+  }
   if (state_ == TlsState::established && cap > 0) read_plaintext(out, cap, progress);
   progress.ciphertext_taken = peer_closed_ ? offered : io_.taken;
   io_.withdraw();
@@ -114,6 +208,7 @@ void TlsSession::drive_handshake(Progress& progress) noexcept {
   if (result == 1) {
     state_ = TlsState::established;
     progress.handshake_done = true;
+    handshake_completed();
     return;
   }
   const int error = SSL_get_error(ssl_, result);
@@ -162,7 +257,10 @@ void TlsSession::read_plaintext(uint8_t* out, uint32_t cap, Progress& progress) 
 }
 
 uint32_t TlsSession::send(const uint8_t* data, uint32_t len) noexcept {
-  if (ssl_ == nullptr || state_ != TlsState::established || close_requested_ || len == 0) return 0;
+  if ((ssl_ == nullptr && !offloaded_) || state_ != TlsState::established || close_requested_ || len == 0) {
+    return 0;
+  }
+  if (offloaded_) return send_records(data, len);
   ERR_clear_error();
   uint32_t taken = 0;
   if (owed_record_ > 0) {
@@ -225,6 +323,12 @@ uint32_t TlsSession::send(const uint8_t* data, uint32_t len) noexcept {
 }
 
 bool TlsSession::on_sink_writable() noexcept {
+  if (offloaded_) {
+    blocked_on_sink_ = false;
+    // A fatal alert may still wait in the tail.
+    if (state_ == TlsState::established || state_ == TlsState::failed) flush_control();
+    return false;
+  }
   if (ssl_ == nullptr) return false;
   blocked_on_sink_ = false;
   if (state_ != TlsState::handshaking && state_ != TlsState::established) return false;
@@ -250,9 +354,13 @@ bool TlsSession::on_sink_writable() noexcept {
 }
 
 bool TlsSession::close() noexcept {
-  if (ssl_ == nullptr || state_ != TlsState::established || owed_record_ > 0) return false;
+  if ((ssl_ == nullptr && !offloaded_) || state_ != TlsState::established || owed_record_ > 0) return false;
   if (close_requested_) return true;
   close_requested_ = true;
+  if (offloaded_) {
+    flush_control();
+    return true;
+  }
   ERR_clear_error();
   drive_shutdown();
   return true;
@@ -298,10 +406,15 @@ void TlsSession::fail(int ssl_error) noexcept {
 }
 
 bool TlsSession::has_buffered_input() const noexcept {
+  if (offloaded_) return state_ == TlsState::established && !peer_closed_ && rx_more_;
   return ssl_ != nullptr && state_ == TlsState::established && !peer_closed_ && SSL_has_pending(ssl_) == 1;
 }
 
 bool TlsSession::release_buffers() noexcept {
+  if (offloaded_) {
+    if (ssl_ != nullptr) SSL_free_buffers(ssl_);
+    return tail_len_ == 0 && owed_record_ == 0;
+  }
   return ssl_ != nullptr && SSL_free_buffers(ssl_) == 1;
 }
 
@@ -310,6 +423,7 @@ const char* TlsSession::error_reason() const noexcept {
 }
 
 std::string_view TlsSession::alpn() const noexcept {
+  if (offloaded_) return notes_.alpn_selected();
   if (ssl_ == nullptr) return {};
   const unsigned char* data = nullptr;
   unsigned int len = 0;
@@ -317,15 +431,23 @@ std::string_view TlsSession::alpn() const noexcept {
   return {reinterpret_cast<const char*>(data), len};
 }
 
-const char* TlsSession::version_name() const noexcept { return ssl_ != nullptr ? SSL_get_version(ssl_) : ""; }
+const char* TlsSession::version_name() const noexcept {
+  if (offloaded_) return facts_.version_name;
+  return ssl_ != nullptr ? SSL_get_version(ssl_) : "";
+}
 
-int TlsSession::version() const noexcept { return ssl_ != nullptr ? SSL_version(ssl_) : 0; }
+int TlsSession::version() const noexcept {
+  if (offloaded_) return facts_.version;
+  return ssl_ != nullptr ? SSL_version(ssl_) : 0;
+}
 
 const char* TlsSession::cipher_name() const noexcept {
+  if (offloaded_) return facts_.cipher_name;
   return ssl_ != nullptr ? SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_)) : "";
 }
 
 const char* TlsSession::signature_scheme() const noexcept {
+  if (offloaded_) return facts_.signature_scheme;
   if (ssl_ == nullptr) return "";
   int type = NID_undef;
   int digest = NID_undef;
@@ -356,9 +478,18 @@ const char* TlsSession::signature_scheme() const noexcept {
   return "";
 }
 
-bool TlsSession::resumed() const noexcept { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+bool TlsSession::resumed() const noexcept {
+  if (offloaded_) return facts_.resumed;
+  return ssl_ != nullptr && SSL_session_reused(ssl_) == 1;
+}
+
+const char* TlsSession::group_name() const noexcept {
+  if (offloaded_) return facts_.group_name;
+  return ssl_ != nullptr ? SSL_group_to_name(ssl_, SSL_get_negotiated_group(ssl_)) : nullptr;
+}
 
 X509* TlsSession::client_certificate() const noexcept {
+  if (offloaded_) return facts_.client_certificate;
   return ssl_ != nullptr ? SSL_get0_peer_certificate(ssl_) : nullptr;
 }
 
@@ -367,6 +498,7 @@ STACK_OF(X509) * TlsSession::client_chain() const noexcept {
 }
 
 long TlsSession::verify_result() const noexcept {
+  if (offloaded_) return facts_.verify_result;
   return ssl_ != nullptr ? SSL_get_verify_result(ssl_) : X509_V_ERR_UNSPECIFIED;
 }
 

@@ -129,6 +129,8 @@ struct ClientSpec {
   std::string chain;  // PKI file sent as the certificate chain ("" : no certificate)
   std::string key;
   SSL_SESSION* session = nullptr;  // offered for resumption
+  int version = TLS1_3_VERSION;    // the only version offered
+  std::string ciphersuites;        // TLS 1.3 suites offered ("": OpenSSL's default)
 };
 
 class TlsClient final : public net::tcp::TcpApp {
@@ -138,7 +140,9 @@ class TlsClient final : public net::tcp::TcpApp {
   explicit TlsClient(const ClientSpec& spec) {
     ctx_.reset(SSL_CTX_new(TLS_client_method()));
     SSL_CTX* ctx = ctx_.get();
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_min_proto_version(ctx, spec.version);
+    SSL_CTX_set_max_proto_version(ctx, spec.version);
+    if (!spec.ciphersuites.empty()) SSL_CTX_set_ciphersuites(ctx, spec.ciphersuites.c_str());
     EXPECT_EQ(SSL_CTX_load_verify_locations(ctx, test_pki_path("server-ca.pem").c_str(), nullptr), 1);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -692,6 +696,50 @@ TEST_P(GatewayStreams, OneMebibyteEachWayArrivesWholeAndTheCloseIsCarried) {
 INSTANTIATE_TEST_SUITE_P(Links, GatewayStreams,
                          ::testing::Values(StreamCase{"clean", 0.0, 0}, StreamCase{"loss5_reorder5", 0.05, 4431}),
                          [](const ::testing::TestParamInfo<StreamCase>& info) { return std::string(info.param.name); });
+
+// TLS 1.3 with an AES-GCM suite runs on our record layer after the
+// handshake, and its SSL goes back to the free list while the connection
+// lives; TLS 1.2 and ChaCha20 stay on OpenSSL. Both carry the streams whole.
+TEST(TlsGateway, AesGcmTls13ConnectionsAreOffloadedAndTheOthersStayOnOpenSsl) {
+  struct Case {
+    const char* name;
+    int version;
+    const char* suites;
+    bool offloaded;
+  };
+  for (const Case& c : {Case{"aes128", TLS1_3_VERSION, "TLS_AES_128_GCM_SHA256", true},
+                        Case{"aes256", TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384", true},
+                        Case{"chacha20", TLS1_3_VERSION, "TLS_CHACHA20_POLY1305_SHA256", false},
+                        Case{"tls12", TLS1_2_VERSION, "", false}}) {
+    SCOPED_TRACE(c.name);
+    Rig rig({api_host()});
+    ASSERT_TRUE(rig.ok());
+    Origin& origin = rig.add_origin(kOriginPort, Origin::Mode::stream, 300'000);
+    ClientSpec spec = devices_client();
+    spec.version = c.version;
+    spec.ciphersuites = c.suites;
+    TlsClient& client = rig.add_client(spec);
+    const std::string upload = pattern(7, 300'000);
+    client.send(upload);
+    ASSERT_TRUE(rig.run_until([&] { return origin.conns.size() == 1 && origin.conns[0]->received.size() == 300'000 &&
+                                           client.received.size() == 300'000; }))
+        << rig.describe();
+    EXPECT_EQ(rig.counters().records_offloaded.get(), c.offloaded ? 1u : 0u);
+    // While the connection lives, its SSL is back in the free list or not.
+    EXPECT_EQ(rig.counters().ssl_pool_idle.get(), c.offloaded ? 64u : 63u);
+    client.end_with(TlsClient::Ending::close_notify_and_fin);
+    ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+    EXPECT_TRUE(origin.conns[0]->received == upload);
+    EXPECT_TRUE(client.received == origin.conns[0]->to_send);
+    EXPECT_FALSE(client.failed);
+    EXPECT_TRUE(client.got_close_notify);
+    const auto records = rig.records();
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed));
+    EXPECT_TRUE(records[0].verified);
+    EXPECT_EQ(gateway::text_of(records[0].tls_version), c.version == TLS1_3_VERSION ? "TLSv1.3" : "TLSv1.2");
+  }
+}
 
 TEST(TlsGateway, AClientEndingWithFinOnlyIsCountedTruncatedAndTheOriginStillGetsEveryByte) {
   Rig rig({api_host()});

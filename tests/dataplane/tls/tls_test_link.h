@@ -33,6 +33,7 @@ struct ClientOptions {
   std::string cert;  // PKI file stem ("client-good"): NAME.pem + NAME.key
   std::string groups;
   SSL_SESSION* session = nullptr;  // offered for resumption
+  std::string ciphersuites;        // TLS 1.3 suites offered (empty: OpenSSL's default)
 };
 
 class TestClient {
@@ -46,7 +47,9 @@ class TestClient {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+    SSL_CTX_set_keylog_callback(ctx, on_keylog);
     if (!options.groups.empty()) SSL_CTX_set1_groups_list(ctx, options.groups.c_str());
+    if (!options.ciphersuites.empty()) SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str());
     if (!options.cert.empty()) {
       SSL_CTX_use_certificate_file(ctx, pki.path(options.cert + ".pem").c_str(), SSL_FILETYPE_PEM);
       SSL_CTX_use_PrivateKey_file(ctx, pki.path(options.cert + ".key").c_str(), SSL_FILETYPE_PEM);
@@ -148,11 +151,24 @@ class TestClient {
   size_t out_pos = 0;
   size_t write_turn = 0;
   std::vector<SslSessionHandle> sessions;  // every session the server issued
+  TrafficSecret application_secret;        // CLIENT_TRAFFIC_SECRET_0, for forging records
 
  private:
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
     static_cast<TestClient*>(SSL_get_app_data(ssl))->sessions.emplace_back(session);
     return 1;  // the client keeps the reference
+  }
+  static void on_keylog(const SSL* ssl, const char* line) {
+    const std::string text(line);
+    const std::string label = "CLIENT_TRAFFIC_SECRET_0 ";
+    if (text.rfind(label, 0) != 0) return;
+    const std::string hex = text.substr(text.rfind(' ') + 1);
+    auto* self = static_cast<TestClient*>(SSL_get_app_data(ssl));
+    TrafficSecret& secret = self->application_secret;
+    secret.length = static_cast<uint8_t>(std::min(hex.size() / 2, secret.bytes.size()));
+    for (size_t i = 0; i < secret.length; ++i) {
+      secret.bytes[i] = static_cast<uint8_t>(std::stoi(hex.substr(2 * i, 2), nullptr, 16));
+    }
   }
   static void on_info(const SSL* ssl, int where, int ret) {
     if ((where & SSL_CB_ALERT) == 0 || (ret & 0xff) == SSL_AD_CLOSE_NOTIFY) return;
@@ -168,14 +184,15 @@ class TestClient {
 
 class Link {
  public:
-  Link(SslPool& pool, TestClient& client) : pool_(pool), client_(client) {
+  // With `offload`, the session switches to our record layer when it can.
+  Link(SslPool& pool, TestClient& client, const RecordOffload* offload = nullptr) : pool_(pool), client_(client) {
     CiphertextSink sink;
     sink.send = [](void* self, const uint8_t* data, uint32_t len) noexcept -> uint32_t {
       return static_cast<Link*>(self)->sink_send(data, len);
     };
     sink.space = [](void* self) noexcept -> uint32_t { return static_cast<Link*>(self)->sink_space(); };
     sink.context = this;
-    started_ = server.start(pool.acquire(), sink);
+    started_ = server.start(pool.acquire(), sink, offload);
   }
   ~Link() { pool_.release(server.finish()); }
   Link(const Link&) = delete;
