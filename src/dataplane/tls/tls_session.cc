@@ -260,18 +260,20 @@ uint32_t TlsSession::send(const uint8_t* data, uint32_t len) noexcept {
   if ((ssl_ == nullptr && !offloaded_) || state_ != TlsState::established || close_requested_ || len == 0) {
     return 0;
   }
+  // A record the sink took only part of is finished by the next send, which
+  // must repeat at least its bytes (OpenSSL's rule for a write that returned
+  // WANT_WRITE; the offloaded path keeps the same contract).
+  if (owed_record_ > 0 && len < owed_record_) {
+    state_ = TlsState::failed;
+    failure_ = TlsFailure::internal;
+    return 0;
+  }
   if (offloaded_) return send_records(data, len);
   ERR_clear_error();
   uint32_t taken = 0;
   if (owed_record_ > 0) {
-    // OpenSSL's rule for a write that returned WANT_WRITE: repeat it with
-    // at least as many bytes (the moving-buffer mode allows another
-    // address). The record is already encrypted; this only finishes it.
-    if (len < owed_record_) {
-      state_ = TlsState::failed;
-      failure_ = TlsFailure::internal;
-      return 0;
-    }
+    // The record is already encrypted; this only finishes it (the
+    // moving-buffer mode allows another address).
     size_t n = 0;
     const int result = SSL_write_ex(ssl_, data, owed_record_, &n);
     if (result != 1) {

@@ -283,15 +283,9 @@ uint32_t TlsSession::send_records(const uint8_t* data, uint32_t len) noexcept {
   const CiphertextSink& sink = io_.sink;
   uint32_t taken = 0;
   if (owed_record_ > 0) {
-    // The same rule as OpenSSL's: the record the sink took part of is
-    // finished by this call, which repeats its bytes. Nothing of it was
-    // kept: it is sealed again under its sequence number, and must come out
-    // identical (same tag) before any more of it goes out.
-    if (len < owed_record_) {
-      state_ = TlsState::failed;
-      failure_ = TlsFailure::internal;
-      return 0;
-    }
+    // send() checked that this call repeats the owed record's bytes. Nothing
+    // of the record was kept: it is sealed again under its sequence number,
+    // and must come out identical (same tag) before any more of it goes out.
     const SealResult again =
         tx_.reseal_last(mgr, ContentType::application_data, data, owed_record_, scratch, kMaxRecordLength);
     if (again.status != RecordStatus::ok ||
