@@ -186,24 +186,19 @@ void on_keylog(const SSL* ssl, const char* line) {
                           : label == "SERVER_TRAFFIC_SECRET_0" ? &notes->server_application
                                                                : nullptr;
   if (target == nullptr) return;
-  const std::string_view hex = text.substr(second + 1);
-  if (hex.size() % 2 != 0 || hex.size() / 2 > target->bytes.size()) return;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < hex.size() / 2; ++i) {
-    const int hi = nibble(hex[2 * i]);
-    const int lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      wipe(*target);
-      return;
-    }
-    target->bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+  // The secret is the line's last field: its hex runs to the terminating NUL.
+  // A failure's error entry is dropped: libssl would read it in
+  // SSL_get_error as this connection's failure.
+  size_t length = 0;
+  ERR_set_mark();
+  const bool decoded =
+      OPENSSL_hexstr2buf_ex(target->bytes.data(), target->bytes.size(), &length, line + second + 1, '\0') == 1;
+  ERR_pop_to_mark();
+  if (!decoded) {
+    wipe(*target);
+    return;
   }
-  target->length = static_cast<uint8_t>(hex.size() / 2);
+  target->length = static_cast<uint8_t>(length);
 }
 
 
