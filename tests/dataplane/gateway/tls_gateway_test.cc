@@ -613,6 +613,11 @@ ClientSpec devices_client(const std::string& sni = "api.example.test") {
   return ClientSpec{sni, "client-devices.chain.pem", "client-devices.key", nullptr};
 }
 
+// An access record's ending, named in the failure message.
+void expect_end(const gateway::AccessRecord& record, ConnectionEnd end) {
+  EXPECT_EQ(record.end, static_cast<uint8_t>(end)) << name_of(static_cast<ConnectionEnd>(record.end));
+}
+
 // ---- tcp forwarding: both directions whole, endings carried ----
 
 struct StreamCase {
@@ -672,7 +677,7 @@ TEST_P(GatewayStreams, OneMebibyteEachWayArrivesWholeAndTheCloseIsCarried) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   const gateway::AccessRecord& r = records[0];
-  EXPECT_EQ(r.end, static_cast<uint8_t>(ConnectionEnd::closed)) << name_of(static_cast<ConnectionEnd>(r.end));
+  expect_end(r, ConnectionEnd::closed);
   EXPECT_EQ(r.bytes_from_client, kMiB);
   EXPECT_EQ(r.bytes_to_upstream, kMiB);
   EXPECT_EQ(r.bytes_from_upstream, kMiB);
@@ -760,8 +765,7 @@ TEST(TlsGateway, AClientEndingWithFinOnlyIsCountedTruncatedAndTheOriginStillGets
   EXPECT_EQ(rig.counters().client_resets.get(), 0u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::client_truncated))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::client_truncated);
   EXPECT_EQ(records[0].bytes_to_upstream, upload.size());
 }
 
@@ -781,8 +785,7 @@ TEST(TlsGateway, AnOriginResetMidStreamResetsTheClient) {
   EXPECT_EQ(rig.counters().client_resets.get(), 0u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::upstream_reset))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::upstream_reset);
 }
 
 TEST(TlsGateway, AClientResetMidStreamResetsTheOrigin) {
@@ -800,8 +803,7 @@ TEST(TlsGateway, AClientResetMidStreamResetsTheOrigin) {
   EXPECT_EQ(rig.counters().upstream_reset.get(), 0u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::client_reset))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::client_reset);
 }
 
 // ---- client certificates: refused when required, marked when optional ----
@@ -849,8 +851,7 @@ TEST_P(GatewayBadCertificates, ARequiredHostRefusesWithTheReasonsAlertAndNeverCa
   }
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::handshake_failed))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::handshake_failed);
   EXPECT_EQ(records[0].verify_reason, static_cast<uint8_t>(cc.reason));
   EXPECT_EQ(records[0].alert_sent, static_cast<int16_t>(tls::alert_for(cc.reason, true)));
   EXPECT_EQ(records[0].upstream_port, 0u);
@@ -964,8 +965,7 @@ TEST_P(GatewaySni, TheServerNamePicksTheHostItsCaAndItsOrigin) {
     EXPECT_EQ(gateway::text_of(records[0].sni), sc.sni);
     EXPECT_EQ(gateway::text_of(records[0].host), rig.gateway->tables().host_name(sc.host));
   } else {
-    EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::no_host))
-        << name_of(static_cast<ConnectionEnd>(records[0].end));
+    expect_end(records[0], ConnectionEnd::no_host);
     EXPECT_EQ(records[0].alert_sent, kAlertUnrecognizedName);
     EXPECT_EQ(gateway::text_of(records[0].host), "");
   }
@@ -1063,8 +1063,7 @@ TEST(TlsGateway, HttpAddsTheIdentityRemovesSpoofedFieldsAndKeepsTheConnectionAli
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].requests, 3u);
   EXPECT_EQ(records[0].http_status, 0u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::closed);
 }
 
 std::string get_request(int n) {
@@ -1100,8 +1099,7 @@ TEST(TlsGateway, AnIdleHttpConnectionRestsAndItsNextRequestTakesASlotAgain) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].requests, 2u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::closed);
 }
 
 // The origin ending a resting keep-alive connection: the exchange comes back
@@ -1122,8 +1120,7 @@ TEST(TlsGateway, AnOriginClosingARestingConnectionClosesTheClientCleanly) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].requests, 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::closed))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::closed);
 }
 
 // Resting connections can outnumber http slots; one that wakes when every
@@ -1157,8 +1154,7 @@ TEST(TlsGateway, ARestingConnectionWakingWithNoSlotFreeIsClosedCleanly) {
   ASSERT_TRUE(rig.run_until([&] { return count_of(busy.received, "response #2") == 1; })) << rig.describe();
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::overload))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::overload);
 }
 
 // Bodies through the exchange both ways, larger than every buffer on the
@@ -1255,8 +1251,7 @@ TEST(TlsGateway, HttpAnswersARefusedOriginWith502) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].http_status, 502u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::upstream_refused))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::upstream_refused);
 }
 
 TEST(TlsGateway, HttpAnswersASilentOriginWith504AfterTheConnectTimeout) {
@@ -1288,8 +1283,7 @@ TEST(TlsGateway, HttpAnswersASilentOriginWith504AfterTheConnectTimeout) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   EXPECT_EQ(records[0].http_status, 504u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::upstream_timeout))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::upstream_timeout);
 }
 
 // ---- tcp forwarding to an origin that refuses or never answers ----
@@ -1329,7 +1323,7 @@ TEST_P(GatewayOriginDown, TheClientGetsACleanClose) {
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
   const ConnectionEnd end = GetParam().silent ? ConnectionEnd::upstream_timeout : ConnectionEnd::upstream_refused;
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(end)) << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], end);
   EXPECT_EQ(records[0].bytes_to_upstream, 0u);
 }
 
@@ -1360,8 +1354,7 @@ TEST(TlsGateway, AClientThatNeverSpeaksIsResetAtTheHandshakeTimeout) {
   EXPECT_EQ(rig.origin_connections(), 0u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::handshake_timeout))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::handshake_timeout);
 }
 
 TEST(TlsGateway, AnIdleConnectionIsClosedOnBothSides) {
@@ -1387,8 +1380,7 @@ TEST(TlsGateway, AnIdleConnectionIsClosedOnBothSides) {
   EXPECT_EQ(rig.counters().idle_timeouts.get(), 1u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::idle_timeout))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::idle_timeout);
 }
 
 // A client that does not answer the idle close is reset after the closing
@@ -1417,8 +1409,7 @@ TEST(TlsGateway, AClientSilentAfterTheIdleCloseIsResetAfterTheGrace) {
   EXPECT_EQ(rig.counters().idle_timeouts.get(), 1u);
   const auto records = rig.records();
   ASSERT_EQ(records.size(), 1u);
-  EXPECT_EQ(records[0].end, static_cast<uint8_t>(ConnectionEnd::idle_timeout))
-      << name_of(static_cast<ConnectionEnd>(records[0].end));
+  expect_end(records[0], ConnectionEnd::idle_timeout);
 }
 
 // ---- resumption ----

@@ -20,36 +20,21 @@ using testing::ClientOptions;
 using testing::Link;
 using testing::TestClient;
 using testing::TestPki;
+using testing::random_bytes;
 
 constexpr const char* kAes128 = "TLS_AES_128_GCM_SHA256";
 constexpr const char* kAes256 = "TLS_AES_256_GCM_SHA384";
 constexpr const char* kChaCha = "TLS_CHACHA20_POLY1305_SHA256";
-
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
 
 class TlsSessionOffloadTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     pki_ = new TestPki();
     if (!pki_->ok()) return;
-    TlsHostSpec api;
-    api.name = "api.example.test";
-    api.cert_chain_pem = pki_->path("api.pem");
-    api.key_pem = pki_->path("api.key");
-    api.mtls = MtlsMode::required;
-    api.client_ca_pems = {pki_->path("devices-ca.pem")};
-    api.client_crl_pems = {pki_->path("devices.crl.pem")};
-    api.alpn = {"h2", "http/1.1"};
-    TlsHostSpec fallback;
-    fallback.name = "fallback.example.test";
-    fallback.cert_chain_pem = pki_->path("fallback.pem");
-    fallback.key_pem = pki_->path("fallback.key");
-    fallback.alpn = {"http/1.1", "h2"};
+    const TlsHostSpec api = testing::host_spec(*pki_, "api.example.test", "api", MtlsMode::required,
+                                               {"h2", "http/1.1"});
+    TlsHostSpec fallback =
+        testing::host_spec(*pki_, "fallback.example.test", "fallback", MtlsMode::off, {"http/1.1", "h2"});
     fallback.default_host = true;
     std::string error;
     contexts_ = TlsContexts::build({api, fallback}, TlsContextOptions{}, error).release();

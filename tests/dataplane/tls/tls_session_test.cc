@@ -17,6 +17,7 @@ using testing::ClientOptions;
 using testing::Link;
 using testing::TestClient;
 using testing::TestPki;
+using testing::random_bytes;
 
 // Host indexes of the suite's contexts.
 constexpr uint32_t kApi = 0;       // ECDSA, mtls required (devices CA + CRL), ALPN h2, http/1.1
@@ -44,13 +45,6 @@ std::string client_alpn(const TestClient& client) {
   return {reinterpret_cast<const char*>(data), len};
 }
 
-std::string random_bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(rng());
-  return out;
-}
-
 class TlsSessionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -74,17 +68,7 @@ class TlsSessionTest : public ::testing::Test {
 
   static TlsHostSpec spec(const std::string& name, const std::string& stem, MtlsMode mtls,
                           std::vector<std::string> alpn) {
-    TlsHostSpec s;
-    s.name = name;
-    s.cert_chain_pem = pki_->path(stem + ".pem");
-    s.key_pem = pki_->path(stem + ".key");
-    s.mtls = mtls;
-    if (mtls != MtlsMode::off) {
-      s.client_ca_pems = {pki_->path("devices-ca.pem")};
-      s.client_crl_pems = {pki_->path("devices.crl.pem")};
-    }
-    s.alpn = std::move(alpn);
-    return s;
+    return testing::host_spec(*pki_, name, stem, mtls, std::move(alpn));
   }
 
   static std::vector<TlsHostSpec> suite_hosts() {

@@ -10,7 +10,9 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -291,5 +293,30 @@ class Link {
   bool started_ = false;
   uint32_t budget_ = UINT32_MAX;
 };
+
+// Seeded bytes, so that a failing size or cut can be replayed.
+inline std::string random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string out(n, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+// A host of the test PKI (tls_test_pki.h): its certificate and key are
+// STEM.pem and STEM.key; an mTLS host trusts the devices CA with its CRL.
+inline TlsHostSpec host_spec(const TestPki& pki, const std::string& name, const std::string& stem, MtlsMode mtls,
+                             std::vector<std::string> alpn) {
+  TlsHostSpec s;
+  s.name = name;
+  s.cert_chain_pem = pki.path(stem + ".pem");
+  s.key_pem = pki.path(stem + ".key");
+  s.mtls = mtls;
+  if (mtls != MtlsMode::off) {
+    s.client_ca_pems = {pki.path("devices-ca.pem")};
+    s.client_crl_pems = {pki.path("devices.crl.pem")};
+  }
+  s.alpn = std::move(alpn);
+  return s;
+}
 
 }  // namespace mtlsgw::tls::testing
