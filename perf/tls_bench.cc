@@ -111,8 +111,10 @@ struct Worker {
     gateway::GatewaySpec spec;
     gateway::GatewayHost host;
     host.tls.name = kHost;
-    host.tls.cert_chain_pem = pki + "/server-api-ecdsa.pem";
-    host.tls.key_pem = pki + "/server-api-ecdsa.key";
+    if (!tls::read_pem_file(pki + "/server-api-ecdsa.pem", &host.tls.cert_chain_pem, &error) ||
+        !tls::read_pem_file(pki + "/server-api-ecdsa.key", &host.tls.key_pem, &error)) {
+      return false;
+    }
     host.tls.mtls = tls::MtlsMode::required;
     host.tls.default_host = true;
     host.trust = trust;

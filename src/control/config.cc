@@ -387,34 +387,34 @@ bool is_private_key_label(std::string_view label) {
 
 // Counts the CERTIFICATE blocks of a CA or host file and refuses a file
 // without any; blocks_out, when given, receives every block for more checks.
-uint32_t check_certificate_file(const std::string& file, const std::string& path,
-                                std::vector<PemBlock>* blocks_out = nullptr) {
-  std::vector<PemBlock> blocks = scan_pem(read_named_file(file, path).text, file, path);
+// `source` names the text in messages: a file name, or "the text" for PEM
+// given inline (cert_pem and friends).
+uint32_t check_certificate_text(const std::string& text, const std::string& source,
+                                const std::string& path, std::vector<PemBlock>* blocks_out = nullptr) {
+  std::vector<PemBlock> blocks = scan_pem(text, source, path);
   const uint32_t count = count_label(blocks, "CERTIFICATE");
   if (count == 0) {
     throw ConfigError(path, fmt::format("{} holds no \"-----BEGIN CERTIFICATE-----\" block (PEM "
                                         "is required: openssl x509 -inform der converts DER)",
-                                        file));
+                                        source));
   }
   if (blocks_out) *blocks_out = std::move(blocks);
   return count;
 }
 
-uint32_t check_crl_file(const std::string& file, const std::string& path) {
-  const auto blocks = scan_pem(read_named_file(file, path).text, file, path);
+uint32_t check_crl_text(const std::string& text, const std::string& source, const std::string& path) {
+  const auto blocks = scan_pem(text, source, path);
   const uint32_t count = count_label(blocks, "X509 CRL");
   if (count == 0) {
     throw ConfigError(path, fmt::format("{} holds no \"-----BEGIN X509 CRL-----\" block (PEM is "
                                         "required: openssl crl -inform der converts DER)",
-                                        file));
+                                        source));
   }
   return count;
 }
 
-void check_key_file(const std::string& file, const std::string& path,
-                    std::vector<std::string>& warnings) {
-  const FileContent content = read_named_file(file, path);
-  const auto blocks = scan_pem(content.text, file, path);
+void check_key_text(const std::string& text, const std::string& file, const std::string& path) {
+  const auto blocks = scan_pem(text, file, path);
   std::vector<const PemBlock*> keys;
   for (const PemBlock& b : blocks) {
     if (is_private_key_label(b.label)) keys.push_back(&b);
@@ -434,10 +434,51 @@ void check_key_file(const std::string& file, const std::string& path,
                                         "passphrase (openssl pkey -in KEY -out PLAIN decrypts it)",
                                         file));
   }
-  if (content.mode & S_IROTH) {
-    warnings.push_back(fmt::format("{}: {} is readable by every user of this machine (mode {:04o})",
-                                   path, file, content.mode & 07777));
+}
+
+// A PEM item of a CA or host: a file named by `file_key` (read now) or the
+// text itself under `text_key`, exactly one of them. The text is kept: the
+// gateway loads what was checked, and the control socket's state and
+// `config dump` carry it inline. Returns the text; *file_out gets the file's
+// absolute name, or stays empty for inline text.
+struct PemItem {
+  std::string text;
+  std::string file;  // empty: given inline
+  mode_t mode = 0;
+  std::string source() const { return file.empty() ? std::string("the text") : file; }
+};
+
+std::optional<PemItem> read_pem_item(const json& object, const std::string& path,
+                                     const std::string& base_dir, const char* file_key,
+                                     const char* text_key, bool required) {
+  auto file_it = object.find(file_key);
+  auto text_it = object.find(text_key);
+  if (file_it != object.end() && text_it != object.end()) {
+    throw ConfigError(path + "." + text_key,
+                      fmt::format("give either {} (a file) or {} (its text), not both", file_key, text_key));
   }
+  PemItem item;
+  if (file_it != object.end()) {
+    const std::string item_path = path + "." + file_key;
+    item.file = resolve_file_name(*file_it, item_path, base_dir);
+    FileContent content = read_named_file(item.file, item_path);
+    item.text = std::move(content.text);
+    item.mode = content.mode;
+    return item;
+  }
+  if (text_it != object.end()) {
+    const std::string item_path = path + "." + text_key;
+    item.text = as_string(*text_it, item_path);
+    if (item.text.size() > static_cast<size_t>(kMaxPemFileBytes)) {
+      throw ConfigError(item_path, fmt::format("has {} bytes, more than the {} a PEM item may have",
+                                               item.text.size(), byte_size_text(kMaxPemFileBytes)));
+    }
+    return item;
+  }
+  if (required) {
+    throw ConfigError(path + "." + file_key, fmt::format("is required (or \"{}\" with the PEM text)", text_key));
+  }
+  return std::nullopt;
 }
 
 // ---- Names ------------------------------------------------------------------
@@ -553,26 +594,29 @@ CaConfig parse_ca(const json& value, const std::string& path, const std::string&
   if (!value.is_object()) {
     throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
   }
-  check_fields(value, path, {"name", "cert", "crl", "max_depth"});
+  check_fields(value, path, {"name", "cert", "cert_pem", "crl", "crl_pem", "max_depth"});
   CaConfig ca;
   ca.name = parse_ca_name(require(value, path, "name"), path + ".name");
-  const std::string cert_path = path + ".cert";
-  ca.cert_path = resolve_file_name(require(value, path, "cert"), cert_path, base_dir);
+  PemItem cert = *read_pem_item(value, path, base_dir, "cert", "cert_pem", true);
+  const std::string cert_path = path + (cert.file.empty() ? ".cert_pem" : ".cert");
   std::vector<PemBlock> blocks;
-  ca.certificate_count = check_certificate_file(ca.cert_path, cert_path, &blocks);
+  ca.certificate_count = check_certificate_text(cert.text, cert.source(), cert_path, &blocks);
   for (const PemBlock& b : blocks) {
     if (is_private_key_label(b.label)) {
       // Not an error: the gateway never reads it. But a CA's key belongs
       // offline, and a gateway's disk is not that place.
       warnings.push_back(fmt::format("{}: {} also holds a private key (line {}), which the gateway "
                                      "does not need",
-                                     cert_path, ca.cert_path, b.line));
+                                     cert_path, cert.source(), b.line));
       break;
     }
   }
-  if (auto it = value.find("crl"); it != value.end()) {
-    ca.crl_path = resolve_file_name(*it, path + ".crl", base_dir);
-    ca.crl_count = check_crl_file(ca.crl_path, path + ".crl");
+  ca.cert_path = cert.file;
+  ca.cert_pem = std::move(cert.text);
+  if (auto crl = read_pem_item(value, path, base_dir, "crl", "crl_pem", false)) {
+    ca.crl_count = check_crl_text(crl->text, crl->source(), path + (crl->file.empty() ? ".crl_pem" : ".crl"));
+    ca.crl_path = crl->file;
+    ca.crl_pem = std::move(crl->text);
   }
   if (auto it = value.find("max_depth"); it != value.end()) {
     ca.max_depth = static_cast<uint32_t>(as_uint(*it, path + ".max_depth", 1, 16));
@@ -653,15 +697,24 @@ HostConfig parse_host(const json& value, const std::string& path, const std::str
     throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
   }
   check_fields(value, path,
-               {"name", "cert", "key", "mtls", "client_cas", "upstream", "forward", "alpn",
-                "min_version", "early_data", "handshake_timeout_ms", "idle_timeout_ms",
-                "connect_timeout_ms"});
+               {"name", "cert", "cert_pem", "key", "key_pem", "mtls", "client_cas", "upstream",
+                "forward", "alpn", "min_version", "early_data", "handshake_timeout_ms",
+                "idle_timeout_ms", "connect_timeout_ms"});
   HostConfig host;
   host.name = parse_host_name(require(value, path, "name"), path + ".name");
-  host.cert_path = resolve_file_name(require(value, path, "cert"), path + ".cert", base_dir);
-  check_certificate_file(host.cert_path, path + ".cert");
-  host.key_path = resolve_file_name(require(value, path, "key"), path + ".key", base_dir);
-  check_key_file(host.key_path, path + ".key", warnings);
+  PemItem cert = *read_pem_item(value, path, base_dir, "cert", "cert_pem", true);
+  check_certificate_text(cert.text, cert.source(), path + (cert.file.empty() ? ".cert_pem" : ".cert"));
+  host.cert_path = cert.file;
+  host.cert_pem = std::move(cert.text);
+  PemItem key = *read_pem_item(value, path, base_dir, "key", "key_pem", true);
+  const std::string key_path = path + (key.file.empty() ? ".key_pem" : ".key");
+  check_key_text(key.text, key.source(), key_path);
+  if (key.mode & S_IROTH) {
+    warnings.push_back(fmt::format("{}: {} is readable by every user of this machine (mode {:04o})",
+                                   key_path, key.file, key.mode & 07777));
+  }
+  host.key_path = key.file;
+  host.key_pem = std::move(key.text);
 
   if (auto it = value.find("mtls"); it != value.end()) {
     host.mtls = parse_choice(*it, path + ".mtls", kMtlsModes);

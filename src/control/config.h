@@ -54,6 +54,10 @@ struct CaConfig {
   std::string name;
   std::string cert_path;          // one or more CERTIFICATE blocks: a root and intermediates
   std::string crl_path;           // empty: no revocation list; else one or more X509 CRL blocks
+  // The text of both, read at parse time ("cert"/"crl" name files,
+  // "cert_pem"/"crl_pem" carry the text inline: then the paths are empty).
+  std::string cert_pem;
+  std::string crl_pem;
   // The deepest position the trust anchor may have, the client certificate
   // being depth 0 (the numbering of X509_STORE_CTX_get_error_depth): 1 is a
   // client certificate issued by the anchor itself. OpenSSL's verify depth
@@ -79,6 +83,8 @@ struct HostConfig {
   std::string name;
   std::string cert_path;  // one or more CERTIFICATE blocks: the server certificate first
   std::string key_path;   // one unencrypted private key
+  std::string cert_pem;   // their text, read at parse time (paths empty when given inline)
+  std::string key_pem;
   MtlsMode mtls = MtlsMode::required;
   std::vector<std::string> client_cas;  // names from Config::cas, each once
   net::Ipv4Address upstream_ip = 0;

@@ -51,13 +51,7 @@ std::shared_ptr<const tls::TrustStore> trust_for(
       error = fmt::format("host {}: unknown CA \"{}\"", host.name, name);
       return nullptr;
     }
-    tls::CaSource source;
-    std::string why;
-    if (!tls::load_ca_source(ca->name, ca->cert_path, ca->crl_path, &source, &why)) {
-      error = fmt::format("CA {}: {}", ca->name, why);
-      return nullptr;
-    }
-    sources.push_back(std::move(source));
+    sources.push_back(tls::CaSource{ca->name, ca->cert_pem, ca->crl_pem});
     max_depth = std::max(max_depth, ca->max_depth);
   }
   tls::TrustOptions options;
@@ -84,8 +78,8 @@ std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& conf
   for (const HostConfig& host : config.hosts) {
     gateway::GatewayHost out;
     out.tls.name = host.name;
-    out.tls.cert_chain_pem = host.cert_path;
-    out.tls.key_pem = host.key_path;
+    out.tls.cert_chain_pem = host.cert_pem;
+    out.tls.key_pem = host.key_pem;
     out.tls.mtls = tls_mode(host.mtls);
     out.tls.alpn = host.alpn;
     out.tls.min_version = host.min_version == TlsVersion::tls1_3 ? tls::MinTlsVersion::tls1_3

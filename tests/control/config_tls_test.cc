@@ -201,6 +201,50 @@ TEST_F(TlsFiles, ParsesEveryHostAndCaField) {
   EXPECT_EQ(c.warnings, std::vector<std::string>{});
 }
 
+// The control socket's state and `config dump` carry PEM text inline; a
+// file's text is kept too, so the gateway loads exactly what was checked.
+TEST_F(TlsFiles, PemTextInlineOrFromFilesIsKept) {
+  const Config from_files = parse(base());
+  EXPECT_EQ(from_files.cas[0].cert_pem, pem("CERTIFICATE") + pem("CERTIFICATE"));
+  EXPECT_EQ(from_files.cas[0].crl_pem, pem("X509 CRL") + pem("X509 CRL"));
+  EXPECT_EQ(from_files.hosts[0].key_pem, pem("PRIVATE KEY"));
+
+  json config = base();
+  config["cas"][0].erase("cert");
+  config["cas"][0].erase("crl");
+  config["cas"][0]["cert_pem"] = pem("CERTIFICATE");
+  config["cas"][0]["crl_pem"] = pem("X509 CRL");
+  config["hosts"][0].erase("cert");
+  config["hosts"][0].erase("key");
+  config["hosts"][0]["cert_pem"] = pem("CERTIFICATE");
+  config["hosts"][0]["key_pem"] = pem("EC PRIVATE KEY");
+  const Config inline_text = parse(config);
+  EXPECT_EQ(inline_text.cas[0].cert_path, "");
+  EXPECT_EQ(inline_text.cas[0].cert_pem, pem("CERTIFICATE"));
+  EXPECT_EQ(inline_text.cas[0].certificate_count, 1u);
+  EXPECT_EQ(inline_text.cas[0].crl_count, 1u);
+  EXPECT_EQ(inline_text.hosts[0].cert_pem, pem("CERTIFICATE"));
+  EXPECT_EQ(inline_text.hosts[0].key_path, "");
+  EXPECT_EQ(inline_text.hosts[0].key_pem, pem("EC PRIVATE KEY"));
+
+  config["hosts"][0]["cert"] = "server.pem";
+  try {
+    parse(config);
+    ADD_FAILURE() << "cert and cert_pem together were accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "hosts[0].cert_pem: give either cert (a file) or cert_pem (its text), not both");
+  }
+  config["hosts"][0].erase("cert");
+  config["hosts"][0]["key_pem"] = pem("CERTIFICATE");
+  try {
+    parse(config);
+    ADD_FAILURE() << "a certificate as the key was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), "hosts[0].key_pem");
+    EXPECT_NE(std::string(e.what()).find("the text holds no private key"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TlsFiles, AbsolutePathsIgnoreTheBaseDirectory) {
   json j = base();
   j["cas"][0]["cert"] = dir_ + "/ca.pem";
@@ -431,8 +475,8 @@ INSTANTIATE_TEST_SUITE_P(
                R"({"cas": [{"name": "devices", "cert": "ca.pem"}, {"name": "devices", "cert": "ca.pem"}]})",
                "cas[1].name", "\"devices\" is already the name of cas[0]"},
         BadTls{kNone, R"({"certs": "ca.pem"})", kNone, "cas[0].certs",
-               "unknown field (known here: name, cert, crl, max_depth)"},
-        BadTls{kNone, R"({"cert": null})", kNone, "cas[0].cert", "is required"},
+               "unknown field (known here: name, cert, cert_pem, crl, crl_pem, max_depth)"},
+        BadTls{kNone, R"({"cert": null})", kNone, "cas[0].cert", "is required (or \"cert_pem\" with the PEM text)"},
         BadTls{kNone, R"({"cert": ""})", kNone, "cas[0].cert", "is empty"},
         BadTls{kNone, R"({"cert": "ca\u0000.pem"})", kNone, "cas[0].cert",
                "contains a NUL character"},
@@ -552,16 +596,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadTls{kNone, kNone, R"({"hosts": {}})", "hosts", "expected an array, got object"},
         BadTls{kNone, kNone, R"({"hosts": [7]})", "hosts[0]", "expected an object, got number"},
         BadTls{R"({"sni": "api.example.test"})", kNone, kNone, "hosts[0].sni",
-               "unknown field (known here: name, cert, key, mtls, client_cas, upstream, forward, "
-               "alpn, min_version, early_data, handshake_timeout_ms, idle_timeout_ms, "
-               "connect_timeout_ms)"},
-        BadTls{R"({"cert": null})", kNone, kNone, "hosts[0].cert", "is required"},
+               "unknown field (known here: name, cert, cert_pem, key, key_pem, mtls, client_cas, "
+               "upstream, forward, alpn, min_version, early_data, handshake_timeout_ms, "
+               "idle_timeout_ms, connect_timeout_ms)"},
+        BadTls{R"({"cert": null})", kNone, kNone, "hosts[0].cert", "is required (or \"cert_pem\" with the PEM text)"},
         BadTls{R"({"cert": "missing.pem"})", kNone, kNone, "hosts[0].cert",
                "cannot read {dir}/missing.pem: No such file or directory"},
         BadTls{R"({"cert": "server.key"})", kNone, kNone, "hosts[0].cert",
                "{dir}/server.key holds no \"-----BEGIN CERTIFICATE-----\" block (PEM is "
                "required: openssl x509 -inform der converts DER)"},
-        BadTls{R"({"key": null})", kNone, kNone, "hosts[0].key", "is required"},
+        BadTls{R"({"key": null})", kNone, kNone, "hosts[0].key", "is required (or \"key_pem\" with the PEM text)"},
         BadTls{R"({"key": "missing.key"})", kNone, kNone, "hosts[0].key",
                "cannot read {dir}/missing.key: No such file or directory"},
         BadTls{R"({"key": "server.pem"})", kNone, kNone, "hosts[0].key",

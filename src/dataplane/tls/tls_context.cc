@@ -1,7 +1,10 @@
 #include "dataplane/tls/tls_context.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/tls1.h>
 
 #include <algorithm>
@@ -271,6 +274,46 @@ std::string signature_digest(X509* cert) {
 // works), the leaf must chain through them, and a self-signed root is left
 // out (NO_ROOT): clients have it, and each certificate sent is one more for
 // them to decode (-26% client CPU, research/openssl-3.0-levers.md).
+// From PEM text rather than files: the control socket hands certificates
+// and keys over as text, and the file loader reads them the same way.
+BioHandle memory_bio(std::string_view pem) {
+  return BioHandle(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+bool use_certificate_chain_pem(SSL_CTX* ctx, std::string_view pem, std::string& error) {
+  BioHandle bio = memory_bio(pem);
+  if (!bio) return fail(error, "out of memory");
+  X509Handle leaf(PEM_read_bio_X509_AUX(bio.get(), nullptr, nullptr, nullptr));
+  if (!leaf || SSL_CTX_use_certificate(ctx, leaf.get()) != 1) {
+    return fail(error, "the certificate chain holds no readable certificate");
+  }
+  if (SSL_CTX_clear_chain_certs(ctx) != 1) return fail(error, "cannot reset the chain");
+  while (X509* next = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    if (SSL_CTX_add0_chain_cert(ctx, next) != 1) {
+      X509_free(next);
+      return fail(error, "cannot add a chain certificate");
+    }
+  }
+  // The loop ends on "no start line" at the end of the text; anything else
+  // is a damaged block.
+  const unsigned long last = ERR_peek_last_error();
+  if (ERR_GET_LIB(last) == ERR_LIB_PEM && ERR_GET_REASON(last) == PEM_R_NO_START_LINE) {
+    ERR_clear_error();
+    return true;
+  }
+  return fail(error, "the certificate chain holds a damaged certificate");
+}
+
+bool use_private_key_pem(SSL_CTX* ctx, std::string_view pem, std::string& error) {
+  BioHandle bio = memory_bio(pem);
+  if (!bio) return fail(error, "out of memory");
+  EvpPkeyHandle key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+  if (!key || SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
+    return fail(error, "the key text holds no readable unencrypted private key");
+  }
+  return true;
+}
+
 bool build_server_chain(SSL_CTX* ctx, std::string& error) {
   STACK_OF(X509)* extra = nullptr;
   if (SSL_CTX_get0_chain_certs(ctx, &extra) != 1) return fail(error, "cannot read the chain");
@@ -365,7 +408,7 @@ bool valid_host_name(std::string_view name) {
          !name.ends_with('.');
 }
 
-bool build_host(const TlsHostSpec& spec, uint32_t index, TlsContexts::Host& host, std::string& error) {
+bool build_host(const TlsHostSpec& spec, TlsContexts::Host& host, std::string& error) {
   host.name = lower(spec.name);
   host.mtls = spec.mtls;
   host.verify_depth = spec.verify_depth;
@@ -385,12 +428,8 @@ bool build_host(const TlsHostSpec& spec, uint32_t index, TlsContexts::Host& host
   SSL_CTX* ctx = host.ctx.get();
   if (ctx == nullptr) return fail(error, "cannot create an SSL_CTX");
   if (!apply_protocol_settings(ctx, error)) return false;
-  if (SSL_CTX_use_certificate_chain_file(ctx, spec.cert_chain_pem.c_str()) != 1) {
-    return fail(error, "cannot read certificate chain " + spec.cert_chain_pem);
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, spec.key_pem.c_str(), SSL_FILETYPE_PEM) != 1) {
-    return fail(error, "cannot read key " + spec.key_pem);
-  }
+  if (!use_certificate_chain_pem(ctx, spec.cert_chain_pem, error)) return false;
+  if (!use_private_key_pem(ctx, spec.key_pem, error)) return false;
   if (SSL_CTX_check_private_key(ctx) != 1) return fail(error, "the key does not match the certificate");
   if (!build_server_chain(ctx, error)) return false;
   host.cert_key_alg = key_description(SSL_CTX_get0_privatekey(ctx));
@@ -398,10 +437,16 @@ bool build_host(const TlsHostSpec& spec, uint32_t index, TlsContexts::Host& host
 
   // A session belongs to the host that made it: a session id context per
   // host means a session from one host is never resumed on another, whose
-  // client-certificate policy it never passed.
-  const std::string sid = "mtlsgw/host/" + std::to_string(index);
-  if (SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(sid.data()),
-                                     static_cast<unsigned>(sid.size())) != 1) {
+  // client-certificate policy it never passed. By name, not by position:
+  // tables published later number their hosts differently (RFC 5246 7.4.1.2
+  // leaves the context to the server; OpenSSL caps it at 32 bytes).
+  // The SHA-256 of the name fills those 32 bytes whatever the name's length.
+  const std::string sid_input = "mtlsgw/host/" + host.name;
+  unsigned char sid[SHA256_DIGEST_LENGTH];
+  static_assert(sizeof sid <= SSL_MAX_SID_CTX_LENGTH);
+  unsigned sid_len = 0;
+  if (EVP_Digest(sid_input.data(), sid_input.size(), sid, &sid_len, EVP_sha256(), nullptr) != 1 ||
+      SSL_CTX_set_session_id_context(ctx, sid, sid_len) != 1) {
     return fail(error, "cannot set the session id context");
   }
 
@@ -575,7 +620,7 @@ std::unique_ptr<TlsContexts> TlsContexts::build(const std::vector<TlsHostSpec>& 
     const TlsHostSpec& spec = hosts[i];
     const auto index = static_cast<uint32_t>(i);
     auto host = std::make_unique<Host>();
-    if (!build_host(spec, index, *host, error)) {
+    if (!build_host(spec, *host, error)) {
       error = "host " + spec.name + ": " + error;
       return nullptr;
     }

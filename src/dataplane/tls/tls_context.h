@@ -59,8 +59,8 @@ struct ClientCertVerifier {
 // A host as the TLS layer needs it (the config layer fills this).
 struct TlsHostSpec {
   std::string name;            // SNI name, exact ("api.example.test") or "*.example.test"
-  std::string cert_chain_pem;  // leaf first, then intermediates; a root in it is not sent
-  std::string key_pem;
+  std::string cert_chain_pem;  // PEM text: leaf first, then intermediates; a root in it is not sent
+  std::string key_pem;         // PEM text of one unencrypted private key
   MtlsMode mtls = MtlsMode::off;
   // Client trust: either files (CA certificates, root and intermediates, and
   // CRLs) or a store prepared by the caller (a reference is taken; the paths

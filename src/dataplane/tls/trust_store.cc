@@ -25,27 +25,6 @@ std::string openssl_reason() {
   return reason != nullptr ? reason : fmt::format("OpenSSL error {:#x}", code);
 }
 
-bool read_file(const std::string& path, std::string* out, std::string* error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = fmt::format("cannot open {}", path);
-    return false;
-  }
-  out->clear();
-  char chunk[16384];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-    out->append(chunk, static_cast<std::size_t>(in.gcount()));
-    if (out->size() > kMaxPemBytes) {
-      *error = fmt::format("{} is larger than {} bytes", path, kMaxPemBytes);
-      return false;
-    }
-  }
-  if (in.bad()) {
-    *error = fmt::format("cannot read {}", path);
-    return false;
-  }
-  return true;
-}
 
 // Reads every PEM block of type T (CERTIFICATE or X509 CRL) from text; blocks
 // of other types are skipped, as OpenSSL's own file loaders do. The end of
@@ -81,12 +60,34 @@ int64_t now_epoch() { return static_cast<int64_t>(time(nullptr)); }
 
 }  // namespace
 
+bool read_pem_file(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = fmt::format("cannot open {}", path);
+    return false;
+  }
+  out->clear();
+  char chunk[16384];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    out->append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (out->size() > kMaxPemBytes) {
+      *error = fmt::format("{} is larger than {} bytes", path, kMaxPemBytes);
+      return false;
+    }
+  }
+  if (in.bad()) {
+    *error = fmt::format("cannot read {}", path);
+    return false;
+  }
+  return true;
+}
+
 bool load_ca_source(std::string_view name, const std::string& cert_path, const std::string& crl_path,
                     CaSource* out, std::string* error) {
   out->name.assign(name);
-  if (!read_file(cert_path, &out->cert_pem, error)) return false;
+  if (!read_pem_file(cert_path, &out->cert_pem, error)) return false;
   out->crl_pem.clear();
-  return crl_path.empty() || read_file(crl_path, &out->crl_pem, error);
+  return crl_path.empty() || read_pem_file(crl_path, &out->crl_pem, error);
 }
 
 std::unique_ptr<const TrustStore> TrustStore::build(const std::vector<CaSource>& sources,

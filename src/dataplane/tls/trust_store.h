@@ -48,6 +48,9 @@ struct CaSource {
   std::string crl_pem;   // zero or more CRLs; empty: no revocation check for this CA
 };
 
+// A PEM file's text, up to kMaxPemBytes.
+bool read_pem_file(const std::string& path, std::string* out, std::string* error);
+
 // Reads the two files into a CaSource; crl_path may be empty.
 bool load_ca_source(std::string_view name, const std::string& cert_path, const std::string& crl_path,
                     CaSource* out, std::string* error);

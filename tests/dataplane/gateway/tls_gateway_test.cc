@@ -485,8 +485,8 @@ class Rig {
     for (const HostDef& h : hosts) {
       gateway::GatewayHost host;
       host.tls.name = h.name;
-      host.tls.cert_chain_pem = test_pki_path(h.server_stem + ".pem");
-      host.tls.key_pem = test_pki_path(h.server_stem + ".key");
+      host.tls.cert_chain_pem = read_test_pki(h.server_stem + ".pem");
+      host.tls.key_pem = read_test_pki(h.server_stem + ".key");
       host.tls.mtls = h.mtls;
       host.tls.default_host = h.default_host;
       if (h.mtls != tls::MtlsMode::off) {

@@ -23,8 +23,8 @@ class TlsContextTest : public ::testing::Test {
   static TlsHostSpec host(const std::string& name, const std::string& stem) {
     TlsHostSpec spec;
     spec.name = name;
-    spec.cert_chain_pem = pki_->path(stem + ".pem");
-    spec.key_pem = pki_->path(stem + ".key");
+    spec.cert_chain_pem = pki_->read(stem + ".pem");
+    spec.key_pem = pki_->read(stem + ".key");
     return spec;
   }
 
@@ -162,9 +162,9 @@ TEST_F(TlsContextTest, RefusesWhatCannotWork) {
   auto no_cas = host("api.example.test", "api");
   no_cas.mtls = MtlsMode::required;
   auto missing_cert = host("api.example.test", "api");
-  missing_cert.cert_chain_pem = pki_->path("absent.pem");
+  missing_cert.cert_chain_pem = "no certificate here";
   auto wrong_key = host("api.example.test", "api");
-  wrong_key.key_pem = pki_->path("admin.key");
+  wrong_key.key_pem = pki_->read("admin.key");
   auto empty_alpn = host("api.example.test", "api");
   empty_alpn.alpn = {"h2", ""};
   auto bad_ca = host("api.example.test", "api");
@@ -176,7 +176,7 @@ TEST_F(TlsContextTest, RefusesWhatCannotWork) {
     out << std::ifstream(pki_->path("client-good.pem")).rdbuf() << std::ifstream(pki_->path("other-ca.pem")).rdbuf();
   }
   auto mismatched_chain = host("api.example.test", "client-good");
-  mismatched_chain.cert_chain_pem = pki_->path("mismatched-chain.pem");
+  mismatched_chain.cert_chain_pem = pki_->read("mismatched-chain.pem");
   auto leaf_only = host("api.example.test", "client-good");
   const Case cases[] = {
       {"no hosts", {}},

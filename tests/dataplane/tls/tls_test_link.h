@@ -308,8 +308,8 @@ inline TlsHostSpec host_spec(const TestPki& pki, const std::string& name, const 
                              std::vector<std::string> alpn) {
   TlsHostSpec s;
   s.name = name;
-  s.cert_chain_pem = pki.path(stem + ".pem");
-  s.key_pem = pki.path(stem + ".key");
+  s.cert_chain_pem = pki.read(stem + ".pem");
+  s.key_pem = pki.read(stem + ".key");
   s.mtls = mtls;
   if (mtls != MtlsMode::off) {
     s.client_ca_pems = {pki.path("devices-ca.pem")};

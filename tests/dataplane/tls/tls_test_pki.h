@@ -143,6 +143,16 @@ class TestPki {
 
   bool ok() const { return ok_; }
   std::string path(const std::string& file) const { return dir_ + "/" + file; }
+  // The file's text; empty when it cannot be read (a test then fails on it).
+  std::string read(const std::string& file) const {
+    std::string text;
+    if (std::FILE* in = std::fopen(path(file).c_str(), "rb")) {
+      char chunk[4096];
+      for (size_t n; (n = std::fread(chunk, 1, sizeof chunk, in)) > 0;) text.append(chunk, n);
+      std::fclose(in);
+    }
+    return text;
+  }
 
   static constexpr long kRevokedSerial = 4002;
 
