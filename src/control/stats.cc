@@ -35,8 +35,9 @@ void add_tls(TlsStats& tls, const gateway::TlsGateway& gw) {
   add("ssl_pool_idle", gw.counters().ssl_pool_idle.get());
   tls.enabled = true;
   const gateway::HostCounterTable& hosts = gw.host_counters();
-  for (uint32_t h = 0; h < hosts.size(); ++h) {
-    const std::string& name = gw.tables().host_name(h);
+  const std::vector<std::string> names = gw.host_slot_names();
+  for (uint32_t h = 0; h < hosts.size() && h < names.size(); ++h) {
+    const std::string& name = names[h];
     auto it = std::find_if(tls.hosts.begin(), tls.hosts.end(), [&](const TlsHostStats& t) { return t.name == name; });
     if (it == tls.hosts.end()) {
       tls.hosts.push_back(TlsHostStats{name});

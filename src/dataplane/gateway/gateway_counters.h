@@ -33,7 +33,8 @@ namespace mtlsgw::gateway {
   X(bytes_from_client)     /* plaintext */                                              \
   X(bytes_to_client)                                                                    \
   X(http_local_responses)  /* 4xx/5xx written by the gateway itself */                 \
-  X(access_log_dropped)    /* records the log queue had no room for */
+  X(access_log_dropped)    /* records the log queue had no room for */              \
+  X(tables_adopted)        /* publications taken over from the control thread */
 
 struct GatewayCounters {
 #define MTLSGW_GATEWAY_FIELD(name) Counter name;

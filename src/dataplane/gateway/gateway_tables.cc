@@ -3,6 +3,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
+
 #include "dataplane/tls/client_identity_extract.h"
 
 namespace mtlsgw::gateway {
@@ -79,7 +81,16 @@ std::unique_ptr<GatewayTables> GatewayTables::build(const GatewaySpec& spec, std
     }
     self->trusts_.push_back(std::move(trust));
     self->routes_.push_back(host.route);
+    const uint32_t slot = host.counter_slot != HostSlots::kNoSlot ? host.counter_slot : static_cast<uint32_t>(i);
+    self->counter_slots_.push_back(slot);
+    self->counter_slots_needed_ = std::max(self->counter_slots_needed_, slot + 1);
     tls_hosts.push_back(std::move(tls_spec));
+  }
+  self->generation_ = spec.generation;
+  self->host_slots_ = spec.host_slots;
+  if (!self->host_slots_) {
+    self->host_slots_ = std::make_shared<HostSlots>(std::max<uint32_t>(self->counter_slots_needed_, 1));
+    for (const GatewayHost& host : spec.hosts) self->host_slots_->assign(host.tls.name, {});
   }
   self->contexts_ = tls::TlsContexts::build(tls_hosts, spec.tls_options, error);
   if (!self->contexts_) return nullptr;

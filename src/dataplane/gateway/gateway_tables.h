@@ -10,15 +10,17 @@
 //   on one worker touches an OpenSSL object another worker writes (see
 //   trust_store.h and tls_context.h for why that matters in OpenSSL 3.0).
 //
-// A later control-socket change builds new GatewayTables off to the side and
-// publishes them with one pointer swap (issue 6); connections keep the tables
-// they started with.
+// A control-socket change builds new GatewayTables for every worker off to
+// the side and publishes them with one pointer swap per worker
+// (TlsGateway::publish); connections keep the tables they started with, and
+// a worker hands superseded tables back once no connection uses them.
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "dataplane/gateway/host_slots.h"
 #include "dataplane/net/ipv4_address.h"
 #include "dataplane/tls/client_verify.h"
 #include "dataplane/tls/tls_context.h"
@@ -48,11 +50,19 @@ struct GatewayHost {
   // The CAs its client certificates must chain to; null when mtls is off.
   std::shared_ptr<const tls::TrustStore> trust;
   HostRoute route;
+  // Its per-host counters (host_slots.h); kNoSlot: its position in hosts.
+  uint32_t counter_slot = HostSlots::kNoSlot;
 };
 
 struct GatewaySpec {
   std::vector<GatewayHost> hosts;
   tls::TlsContextOptions tls_options;
+  // Counts the publications (1 for the tables a gateway starts with); shown
+  // in stats and logs so that an operator can tell which tables served.
+  uint64_t generation = 1;
+  // Names of the counter slots, shared by every publication of a gateway;
+  // null: build() makes one, slots by position.
+  std::shared_ptr<HostSlots> host_slots;
 };
 
 class GatewayTables {
@@ -72,6 +82,17 @@ class GatewayTables {
   tls::MtlsMode mtls(uint32_t host) const noexcept { return contexts_->host(host).mtls; }
   // SHA-256 fetched once (EVP_MD_fetch), for certificate fingerprints.
   const EVP_MD* sha256() const noexcept { return sha256_.get(); }
+  uint64_t generation() const noexcept { return generation_; }
+  const std::shared_ptr<HostSlots>& host_slots() const noexcept { return host_slots_; }
+  uint32_t counter_slot(uint32_t host) const noexcept { return counter_slots_[host]; }
+  // The highest counter slot + 1: the HostCounterTable these tables need.
+  uint32_t counter_slots_needed() const noexcept { return counter_slots_needed_; }
+
+  // Worker-owned bookkeeping (TlsGateway): sessions that started on these
+  // tables, and the link of the list superseded tables wait on until the
+  // control thread frees them. Only the owning worker touches users.
+  uint32_t users = 0;
+  GatewayTables* retired_next = nullptr;
 
   // The seam between TlsContexts' verify hook and ClientVerifier: the hook's
   // argument for one host. Public for the callback only.
@@ -89,6 +110,10 @@ class GatewayTables {
   std::unique_ptr<HostTrust[]> host_trust_;  // stable addresses: the verify hook keeps them
   std::unique_ptr<tls::TlsContexts> contexts_;
   std::vector<HostRoute> routes_;
+  std::vector<uint32_t> counter_slots_;
+  uint32_t counter_slots_needed_ = 0;
+  uint64_t generation_ = 0;
+  std::shared_ptr<HostSlots> host_slots_;
   EvpMdHandle sha256_;
 };
 

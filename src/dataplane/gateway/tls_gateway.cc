@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "dataplane/gateway/tls_gateway_internal.h"
 
@@ -38,8 +39,10 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
       limits_(limits),
       listener_port_(listener_port),
       timers_(stack.now_us()),
-      host_counters_(tables_->host_count()) {
+      host_counters_(std::max(limits.host_slots, tables_->counter_slots_needed())) {
   unix_offset_us_ = unix_now_us() - static_cast<int64_t>(stack.now_us());
+  host_slots_ = tables_->host_slots();
+  adopted_generation_.store(tables_->generation(), std::memory_order_release);
   ssl_pool_ = std::make_unique<tls::SslPool>(tables_->contexts().front(), limits_.ssl_pool_idle);
   sessions_ = std::make_unique<Session[]>(limits_.max_sessions);
   free_.reserve(limits_.max_sessions);
@@ -48,17 +51,7 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
     sessions_[i - 1].owner = this;
     free_.push_back(i - 1);
   }
-  bool any_http = false;
-  for (uint32_t h = 0; h < tables_->host_count(); ++h) {
-    max_handshake_timeout_us_ =
-        std::max<uint32_t>(max_handshake_timeout_us_, tables_->route(h).handshake_timeout_ms * 1000u);
-    any_http = any_http || tables_->route(h).forward == ForwardMode::http;
-  }
-  if (any_http && limits_.http_exchanges > 0) {
-    http_slots_.reset(new HttpSlot[limits_.http_exchanges]);
-    free_http_.reserve(limits_.http_exchanges);
-    for (uint32_t i = limits_.http_exchanges; i > 0; --i) free_http_.push_back(&http_slots_[i - 1]);
-  }
+  provide_http_slots();
   scratch_.reset(new uint8_t[kScratchBytes]);
   imb_mgr_ = make_imb_mgr();
   if (imb_mgr_) {
@@ -72,7 +65,88 @@ TlsGateway::~TlsGateway() {
   for (uint32_t i = 0; i < limits_.max_sessions; ++i) {
     Session& s = sessions_[i];
     timers_.cancel(s.timer);
-    if (s.phase != Phase::free) ssl_pool_->release(s.tls.finish());
+    if (s.phase != Phase::free) ssl_pool_->discard(s.tls.finish());
+  }
+  ssl_pool_.reset();
+  for (GatewayTables* t = superseded_; t != nullptr;) delete std::exchange(t, t->retired_next);
+  free_retired();
+  delete pending_.exchange(nullptr);
+}
+
+// Sized once, for every host the gateway may ever serve: the longest
+// handshake timeout of the current tables, and `http` exchange slots the
+// first time a table has an `http` host (a publication, not a packet, pays
+// for that allocation).
+void TlsGateway::provide_http_slots() noexcept {
+  bool any_http = false;
+  max_handshake_timeout_us_ = 0;
+  for (uint32_t h = 0; h < tables_->host_count(); ++h) {
+    max_handshake_timeout_us_ =
+        std::max<uint32_t>(max_handshake_timeout_us_, tables_->route(h).handshake_timeout_ms * 1000u);
+    any_http = any_http || tables_->route(h).forward == ForwardMode::http;
+  }
+  if (any_http && !http_slots_ && limits_.http_exchanges > 0) {
+    http_slots_.reset(new HttpSlot[limits_.http_exchanges]);
+    free_http_.reserve(limits_.http_exchanges);
+    for (uint32_t i = limits_.http_exchanges; i > 0; --i) free_http_.push_back(&http_slots_[i - 1]);
+  }
+}
+
+// ---- Publication ----
+
+bool TlsGateway::publish(std::unique_ptr<GatewayTables> tables) noexcept {
+  if (!tables || tables->counter_slots_needed() > host_counters_.size()) return false;
+  // release: the worker that takes the pointer sees the tables built.
+  delete pending_.exchange(tables.release(), std::memory_order_acq_rel);
+  return true;
+}
+
+uint32_t TlsGateway::free_retired() noexcept {
+  uint32_t freed = 0;
+  for (GatewayTables* t = retired_.exchange(nullptr, std::memory_order_acquire); t != nullptr; ++freed) {
+    delete std::exchange(t, t->retired_next);
+  }
+  return freed;
+}
+
+// At the top of poll(), between connections' events: from here on new
+// connections start on the new tables. The superseded ones stay with their
+// connections; the SSL free list starts over, because a pooled SSL is bound
+// to the old front context (and, after SSL_clear, to the host context its
+// last connection switched to).
+void TlsGateway::adopt_pending_tables() noexcept {
+  GatewayTables* next = pending_.exchange(nullptr, std::memory_order_acquire);
+  if (next == nullptr) return;
+  GatewayTables* old = tables_.release();
+  tables_.reset(next);
+  if (old->users == 0) {
+    retire_to_control(old);
+  } else {
+    old->retired_next = superseded_;
+    superseded_ = old;
+  }
+  ssl_pool_->rebase(tables_->contexts().front());
+  counters_.ssl_pool_idle.set(ssl_pool_->idle());
+  provide_http_slots();
+  counters_.tables_adopted.add();
+  adopted_generation_.store(tables_->generation(), std::memory_order_release);
+}
+
+void TlsGateway::retire_to_control(GatewayTables* tables) noexcept {
+  tables->retired_next = retired_.load(std::memory_order_relaxed);
+  while (!retired_.compare_exchange_weak(tables->retired_next, tables, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+  }
+}
+
+void TlsGateway::drop_table_user(GatewayTables* tables) noexcept {
+  if (tables == nullptr || --tables->users != 0 || tables == tables_.get()) return;
+  for (GatewayTables** link = &superseded_; *link != nullptr; link = &(*link)->retired_next) {
+    if (*link == tables) {
+      *link = tables->retired_next;
+      retire_to_control(tables);
+      return;
+    }
   }
 }
 
@@ -108,6 +182,8 @@ void TlsGateway::on_accepted(TcpStack& stack, ConnHandle h, const net::tcp::Four
   s.tuple = tuple;
   s.phase = Phase::handshaking;
   s.host = tls::TlsContexts::kNoHost;
+  s.tables = tables_.get();
+  ++s.tables->users;
   s.client_gone = s.upstream_opened = s.upstream_gone = false;
   s.client_fin = s.client_eof = s.upstream_fin = s.upstream_shut = false;
   s.closing_client = s.client_shut = s.reaping = s.verdict_known = false;
@@ -251,6 +327,7 @@ void TlsGateway::on_closed(TcpStack&, ConnHandle h, CloseReason reason) noexcept
 
 uint32_t TlsGateway::poll(TcpStack&, uint64_t now_us) noexcept {
   Reentry guard(*this);
+  if (pending_.load(std::memory_order_relaxed) != nullptr) adopt_pending_tables();
   uint32_t work = static_cast<uint32_t>(timers_.advance(now_us, [&](dataplane::TimerNode& node) {
     on_deadline(dataplane::owner_of<Session, &Session::timer>(node), now_us);
   }));
@@ -366,7 +443,7 @@ void TlsGateway::on_deadline(Session& s, uint64_t now_us) noexcept {
       mark_done_if_over(s);
       return;
     case Deadline::idle: {
-      const uint64_t idle_us = ms_to_us(tables_->route(s.host).idle_timeout_ms);
+      const uint64_t idle_us = ms_to_us(s.tables->route(s.host).idle_timeout_ms);
       if (now_us < s.last_active_us + idle_us) {
         set_deadline(s, Deadline::idle, s.last_active_us + idle_us);
         return;
@@ -402,8 +479,14 @@ void TlsGateway::release(Session& s) noexcept {
     counters_.http_slots.set(counters_.http_slots.get() - 1);
   }
   s.http_parked = false;
-  ssl_pool_->release(s.tls.finish());
+  if (s.tables == tables_.get()) {
+    ssl_pool_->release(s.tls.finish());
+  } else {
+    ssl_pool_->discard(s.tls.finish());  // bound to superseded contexts
+  }
   counters_.ssl_pool_idle.set(ssl_pool_->idle());
+  drop_table_user(s.tables);
+  s.tables = nullptr;
   s.phase = Phase::free;
   s.reaping = false;
   counters_.active.set(counters_.active.get() - 1);

@@ -27,8 +27,10 @@
 // packet path (sessions, timers and buffers are made at construction; OpenSSL
 // allocates inside handshakes whatever we do, see tls_session.h).
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "dataplane/forward/http_exchange.h"
@@ -58,6 +60,9 @@ struct GatewayLimits {
   // After an idle timeout's close_notify and FIN, how long the peers get to
   // finish before both are reset.
   uint32_t closing_grace_ms = 5'000;
+  // Per-host counter slots (host_slots.h): hosts the gateway can count
+  // separately over its life, including hosts added later.
+  uint32_t host_slots = 1024;
 };
 
 class TlsGateway final : public net::tcp::TcpApp {
@@ -82,7 +87,24 @@ class TlsGateway final : public net::tcp::TcpApp {
   void set_access_log(AccessLogQueue* queue) noexcept { access_log_ = queue; }
 
   const GatewayCounters& counters() const noexcept { return counters_; }
+  // Per host, by counter slot; the names of the slots come from
+  // host_slot_names() (any thread may ask both).
   const HostCounterTable& host_counters() const noexcept { return host_counters_; }
+  std::vector<std::string> host_slot_names() const { return host_slots_->names(); }
+
+  // Control thread: hands new tables to the worker, which adopts them at
+  // its next poll; connections already open keep theirs. Tables published
+  // twice before the worker looked are never seen by it and freed here.
+  // False when they need more counter slots than the gateway has (the
+  // caller sized HostSlots to GatewayLimits::host_slots, so: a bug).
+  bool publish(std::unique_ptr<GatewayTables> tables) noexcept;
+  // Control thread: frees the tables the worker no longer uses (superseded,
+  // and their last connection gone); returns how many.
+  uint32_t free_retired() noexcept;
+  // Any thread: the generation of the tables new connections get, once the
+  // worker has adopted them (0 before it runs).
+  uint64_t tables_generation() const noexcept { return adopted_generation_.load(std::memory_order_acquire); }
+  // Worker thread: the tables new connections start on.
   const GatewayTables& tables() const noexcept { return *tables_; }
   uint16_t listener_port() const noexcept { return listener_port_; }
 
@@ -109,7 +131,8 @@ class TlsGateway final : public net::tcp::TcpApp {
     net::tcp::FourTuple tuple;  // the client's connection
     Phase phase = Phase::free;
     Deadline deadline = Deadline::none;
-    uint32_t host = tls::TlsContexts::kNoHost;
+    uint32_t host = tls::TlsContexts::kNoHost;  // in tables
+    GatewayTables* tables = nullptr;  // the worker's current ones at accept
     bool client_gone = false;    // no client TCB any more
     bool upstream_opened = false;
     bool upstream_gone = false;  // opened and no TCB any more
@@ -174,6 +197,10 @@ class TlsGateway final : public net::tcp::TcpApp {
   HttpSlot* take_http_slot(Session& s) noexcept;
   bool unpark_http(Session& s) noexcept;
   uint32_t rest_idle_sessions(uint64_t now_us) noexcept;
+  void adopt_pending_tables() noexcept;
+  void drop_table_user(GatewayTables* tables) noexcept;
+  void retire_to_control(GatewayTables* tables) noexcept;
+  void provide_http_slots() noexcept;
   // Wall-clock time from the stack's monotonic clock: no clock call per
   // segment (logs and the HTTP Date field need seconds; the TSC the stack
   // runs on drifts from the wall clock by ppm, well under that).
@@ -189,6 +216,16 @@ class TlsGateway final : public net::tcp::TcpApp {
   GatewayLimits limits_;
   uint16_t listener_port_;
   uint32_t max_handshake_timeout_us_ = 0;
+  // Publication (publish()): the control thread's next tables; the worker's
+  // superseded ones that connections still use (linked through
+  // GatewayTables::retired_next); and those whose last user left, for the
+  // control thread to free (a lock-free stack: pushed here, taken whole
+  // there).
+  std::atomic<GatewayTables*> pending_{nullptr};
+  GatewayTables* superseded_ = nullptr;
+  std::atomic<GatewayTables*> retired_{nullptr};
+  std::atomic<uint64_t> adopted_generation_{0};
+  std::shared_ptr<const HostSlots> host_slots_;
   int64_t unix_offset_us_ = 0;  // wall clock minus the stack's clock
   std::unique_ptr<tls::SslPool> ssl_pool_;
   std::unique_ptr<Session[]> sessions_;

@@ -64,7 +64,7 @@ HttpSlot* TlsGateway::take_http_slot(Session& s) noexcept {
   counters_.http_slots.set(counters_.http_slots.get() + 1);
   slot->carry_len = 0;
   slot->origin_end_told = false;
-  const std::string_view authority = s.identity.sni.empty() ? std::string_view(tables_->host_name(s.host))
+  const std::string_view authority = s.identity.sni.empty() ? std::string_view(s.tables->host_name(s.host))
                                                             : std::string_view(s.identity.sni);
   slot->exchange.start(&s.identity, authority);
   s.http = slot;

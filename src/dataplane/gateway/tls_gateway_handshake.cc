@@ -25,8 +25,8 @@ void TlsGateway::drive_handshake(Session& s) noexcept {
   }
   // Once the ClientHello named a host, its own handshake timeout applies.
   const uint32_t host = s.tls.host();
-  if (host < tables_->host_count() && s.deadline == Deadline::handshake) {
-    const uint64_t at = s.start_us + ms_to_us(tables_->route(host).handshake_timeout_ms);
+  if (host < s.tables->host_count() && s.deadline == Deadline::handshake) {
+    const uint64_t at = s.start_us + ms_to_us(s.tables->route(host).handshake_timeout_ms);
     if (at < s.timer.expires_us) set_deadline(s, Deadline::handshake, at);
   }
 }
@@ -37,7 +37,7 @@ void TlsGateway::handshake_failed(Session& s) noexcept {
   const uint32_t host = s.tls.host();
   s.host = host;
   s.end = ConnectionEnd::handshake_failed;
-  if (host >= tables_->host_count()) {
+  if (host >= s.tables->host_count()) {
     // The ClientHello named no host we serve (or came without SNI and no
     // default is configured): on_client_hello refused it.
     if (s.tls.alert_sent() == SSL_AD_UNRECOGNIZED_NAME || s.tls.alert_sent() == SSL_AD_HANDSHAKE_FAILURE) {
@@ -45,12 +45,12 @@ void TlsGateway::handshake_failed(Session& s) noexcept {
       s.end = ConnectionEnd::no_host;
     }
   } else {
-    HostCounters& hc = host_counters_[host];
+    HostCounters& hc = host_counters_[s.tables->counter_slot(host)];
     hc.handshakes_failed.add();
     if (s.verify.ran) {
       s.verdict_known = true;
       hc.verify[static_cast<size_t>(s.verify.verdict.reason)].add();
-    } else if (tables_->mtls(host) == tls::MtlsMode::required && s.tls.client_certificate() == nullptr &&
+    } else if (s.tables->mtls(host) == tls::MtlsMode::required && s.tls.client_certificate() == nullptr &&
                ERR_GET_REASON(s.tls.error_code()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
       s.verify.verdict.reason = tls::VerifyReason::no_certificate;
       s.verdict_known = true;
@@ -70,12 +70,12 @@ void TlsGateway::handshake_failed(Session& s) noexcept {
 
 void TlsGateway::handshake_done(Session& s) noexcept {
   s.host = s.tls.host();
-  if (s.host >= tables_->host_count()) {  // cannot happen: on_client_hello chose one
+  if (s.host >= s.tables->host_count()) {  // cannot happen: on_client_hello chose one
     s.end = ConnectionEnd::internal;
     reset_both(s);
     return;
   }
-  HostCounters& hc = host_counters_[s.host];
+  HostCounters& hc = host_counters_[s.tables->counter_slot(s.host)];
   counters_.handshakes_ok.add();
   hc.handshakes_ok.add();
   const bool resumed = s.tls.resumed();
@@ -94,20 +94,24 @@ void TlsGateway::handshake_done(Session& s) noexcept {
       verdict.x509_error = static_cast<int>(result);
     }
   }
-  const tls::MtlsMode mtls = tables_->mtls(s.host);
+  const tls::MtlsMode mtls = s.tables->mtls(s.host);
   s.verify.verdict = verdict;
   s.verdict_known = mtls != tls::MtlsMode::off;
   if (mtls != tls::MtlsMode::off && !resumed) hc.verify[static_cast<size_t>(verdict.reason)].add();
   if (mtls != tls::MtlsMode::off && !verdict.ok()) hc.passed_unverified.add();
   // Once per handshake; allocates inside OpenSSL's encoders (the strings
   // keep their storage across the slot's connections).
-  tls::extract_client_identity(s.tls.ssl(), verdict, &s.identity, tables_->sha256());
-  s.tls.fill_session_facts(tables_->contexts(), s.identity);
+  tls::extract_client_identity(s.tls.ssl(), verdict, &s.identity, s.tables->sha256());
+  s.tls.fill_session_facts(s.tables->contexts(), s.identity);
   // The identity is out of the SSL: an offloaded session gives it back now
   // (its facts stay in the session), so an idle connection holds none.
   if (s.tls.offloaded()) {
     counters_.records_offloaded.add();
-    ssl_pool_->release(s.tls.release_ssl());
+    if (s.tables == tables_.get()) {
+      ssl_pool_->release(s.tls.release_ssl());
+    } else {
+      ssl_pool_->discard(s.tls.release_ssl());
+    }
     counters_.ssl_pool_idle.set(ssl_pool_->idle());
   }
   open_upstream(s);

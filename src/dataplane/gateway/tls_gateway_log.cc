@@ -25,7 +25,7 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
   r.client_port = s.tuple.remote_port;
   r.listener_port = listener_port_;
   if (s.upstream_opened) {
-    const HostRoute& route = tables_->route(s.host);
+    const HostRoute& route = s.tables->route(s.host);
     r.upstream_ip = route.upstream_ip;
     r.upstream_port = route.upstream_port;
   }
@@ -47,8 +47,8 @@ void TlsGateway::write_access_record(const Session& s) noexcept {
     r.requests = s.http_tally.requests;
   }
   r.set_text(r.sni, s.tls.sni());
-  if (s.host < tables_->host_count()) {
-    r.set_text(r.host, tables_->host_name(s.host));
+  if (s.host < s.tables->host_count()) {
+    r.set_text(r.host, s.tables->host_name(s.host));
     r.set_text(r.tls_version, s.tls.version_name());
   }
   if (s.phase == Phase::connecting || s.phase == Phase::forwarding) {

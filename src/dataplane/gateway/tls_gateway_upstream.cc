@@ -13,7 +13,7 @@ namespace mtlsgw::gateway {
 using net::tcp::ConnHandle;
 
 void TlsGateway::open_upstream(Session& s) noexcept {
-  const HostRoute& route = tables_->route(s.host);
+  const HostRoute& route = s.tables->route(s.host);
   if (route.forward == ForwardMode::http) {
     if (take_http_slot(s) == nullptr) return;
   }
@@ -33,7 +33,7 @@ void TlsGateway::open_upstream(Session& s) noexcept {
 void TlsGateway::upstream_ready(Session& s) noexcept {
   if (s.phase != Phase::connecting) return;
   s.phase = Phase::forwarding;
-  const HostRoute& route = tables_->route(s.host);
+  const HostRoute& route = s.tables->route(s.host);
   s.last_active_us = stack_.now_us();
   set_deadline(s, Deadline::idle, s.last_active_us + ms_to_us(route.idle_timeout_ms));
   if (route.forward == ForwardMode::proxy_v2) {

@@ -74,4 +74,19 @@ void SslPool::release(SSL* ssl) noexcept {
   idle_.push_back(ssl);
 }
 
+void SslPool::discard(SSL* ssl) noexcept {
+  if (ssl == nullptr) return;
+  bind_transport(SSL_get_rbio(ssl), nullptr);
+  SSL_set_app_data(ssl, nullptr);
+  SSL_free(ssl);
+}
+
+uint32_t SslPool::rebase(SSL_CTX* front) noexcept {
+  const auto refill = static_cast<uint32_t>(idle_.size());
+  for (SSL* ssl : idle_) SSL_free(ssl);
+  idle_.clear();
+  front_ = front;
+  return prefill(refill);
+}
+
 }  // namespace mtlsgw::tls

@@ -32,6 +32,13 @@ class SslPool {
   // dropped from the cache by SSL_clear (RFC 5246 7.2.1's rule OpenSSL
   // keeps): it cannot be resumed.
   void release(SSL* ssl) noexcept;
+  // Frees an SSL instead of keeping it: one made from a front context the
+  // pool no longer serves.
+  void discard(SSL* ssl) noexcept;
+  // New tables were published: SSLs from now on come from `front`. The idle
+  // ones are bound to the old contexts and are freed; as many are made
+  // anew, so the next connections still find them ready. Returns idle().
+  uint32_t rebase(SSL_CTX* front) noexcept;
 
   uint32_t idle() const noexcept { return static_cast<uint32_t>(idle_.size()); }
   uint64_t created() const noexcept { return created_; }

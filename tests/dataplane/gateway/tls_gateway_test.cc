@@ -481,7 +481,23 @@ net::tcp::TcpConfig rig_config() {
 class Rig {
  public:
   Rig(std::vector<HostDef> hosts, gateway::GatewayLimits limits = {}) : pair(rig_config()) {
+    auto tables = build_tables(hosts, 1);
+    if (tables == nullptr) return;
+    std::vector<net::Interface*> egress(hosts.size(), pair.a.iface.get());
+    gateway = std::make_unique<gateway::TlsGateway>(*pair.a.tcp, std::move(egress), std::move(tables), limits,
+                                                    kGatewayPort);
+    gateway->set_access_log(&log);
+    EXPECT_TRUE(pair.a.tcp->listen(kGatewayPort, gateway.get()));
+  }
+
+  // Tables as the control side makes them: counter slots by name from the
+  // rig's one HostSlots, so that publications keep counting per host.
+  std::unique_ptr<gateway::GatewayTables> build_tables(const std::vector<HostDef>& hosts, uint64_t generation) {
     gateway::GatewaySpec spec;
+    spec.generation = generation;
+    spec.host_slots = host_slots;
+    std::vector<std::string> live;
+    for (const HostDef& h : hosts) live.push_back(h.name);
     for (const HostDef& h : hosts) {
       gateway::GatewayHost host;
       host.tls.name = h.name;
@@ -504,17 +520,13 @@ class Rig {
         EXPECT_NE(host.trust, nullptr) << error;
       }
       host.route = h.route;
+      host.counter_slot = host_slots->assign(h.name, live);
       spec.hosts.push_back(std::move(host));
     }
     std::string error;
     auto tables = gateway::GatewayTables::build(spec, error);
     EXPECT_NE(tables, nullptr) << error;
-    if (tables == nullptr) return;
-    std::vector<net::Interface*> egress(hosts.size(), pair.a.iface.get());
-    gateway = std::make_unique<gateway::TlsGateway>(*pair.a.tcp, std::move(egress), std::move(tables), limits,
-                                                    kGatewayPort);
-    gateway->set_access_log(&log);
-    EXPECT_TRUE(pair.a.tcp->listen(kGatewayPort, gateway.get()));
+    return tables;
   }
 
   bool ok() const { return gateway != nullptr; }
@@ -603,6 +615,7 @@ class Rig {
   }
 
   TcpPair pair;
+  std::shared_ptr<gateway::HostSlots> host_slots = std::make_shared<gateway::HostSlots>(64);
   gateway::AccessLogQueue log{64};
   std::vector<std::unique_ptr<Origin>> origins;
   std::vector<std::unique_ptr<TlsClient>> clients;
@@ -973,6 +986,82 @@ TEST_P(GatewaySni, TheServerNamePicksTheHostItsCaAndItsOrigin) {
 
 INSTANTIATE_TEST_SUITE_P(Names, GatewaySni, ::testing::ValuesIn(kSniCases),
                          [](const ::testing::TestParamInfo<SniCase>& info) { return std::string(info.param.name); });
+
+// ---- Publication: new tables from the control side ----
+
+// A control-socket commit replaces the worker's tables while connections
+// run: new connections get the new hosts, open ones finish on the tables
+// they started with, and those go back to the control thread only when
+// their last connection has ended.
+TEST(TlsGateway, PublishedTablesServeNewConnectionsWhileOpenOnesKeepTheirs) {
+  HostDef api = api_host();
+  Rig rig({api});
+  ASSERT_TRUE(rig.ok());
+  rig.add_origin(kOriginPort, Origin::Mode::stream, 0);
+  rig.add_origin(kOriginPort + 1, Origin::Mode::stream, 0);
+  TlsClient& early = rig.add_client(devices_client());
+  early.send("one");
+  ASSERT_TRUE(rig.run_until([&] { return rig.origins[0]->conns.size() == 1 && rig.origins[0]->conns[0]->received == "one"; }))
+      << rig.describe();
+
+  HostDef grpc = api_host();
+  grpc.name = "grpc.example.test";
+  grpc.server_stem = "server-grpc-ecdsa";
+  grpc.cas = {{"partners-ca.pem", "partners.crl.pem"}};
+  grpc.route.upstream_port = kOriginPort + 1;
+  ASSERT_TRUE(rig.gateway->publish(rig.build_tables({grpc}, 2)));
+  EXPECT_EQ(rig.gateway->tables_generation(), 1u);
+  rig.step();
+  EXPECT_EQ(rig.gateway->tables_generation(), 2u);
+  EXPECT_EQ(rig.counters().tables_adopted.get(), 1u);
+  EXPECT_EQ(rig.gateway->free_retired(), 0u) << "the early connection still uses the first tables";
+
+  early.send("two");
+  TlsClient& partner = rig.add_client(ClientSpec{"grpc.example.test", "client-partners.pem", "client-partners.key", nullptr});
+  partner.send("three");
+  TlsClient& late_api = rig.add_client(devices_client());
+  ASSERT_TRUE(rig.run_until([&] {
+    return rig.origins[0]->conns[0]->received == "onetwo" && rig.origins[1]->conns.size() == 1 &&
+           rig.origins[1]->conns[0]->received == "three" && late_api.closed;
+  })) << rig.describe();
+  EXPECT_EQ(late_api.alert_received, kAlertUnrecognizedName) << "api.example.test is gone from the new tables";
+  EXPECT_EQ(rig.origins[0]->conns.size(), 1u);
+
+  early.end_with(TlsClient::Ending::close_notify_and_fin);
+  ASSERT_TRUE(rig.run_until([&] { return early.closed && rig.counters().active.get() == 1; })) << rig.describe();
+  EXPECT_EQ(rig.gateway->free_retired(), 1u) << "the first tables' last connection has ended";
+  EXPECT_EQ(rig.gateway->free_retired(), 0u);
+
+  // Counters stay with their host's name across publications.
+  const std::vector<std::string> names = rig.gateway->host_slot_names();
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[0], "api.example.test");
+  EXPECT_EQ(names[1], "grpc.example.test");
+  EXPECT_EQ(rig.host(0).handshakes_ok.get(), 1u);
+  EXPECT_EQ(rig.host(1).handshakes_ok.get(), 1u);
+  partner.end_with(TlsClient::Ending::close_notify_and_fin);
+  ASSERT_TRUE(rig.run_until([&] { return partner.closed && rig.counters().active.get() == 0; })) << rig.describe();
+}
+
+// Tables published twice before the worker looks: the first are never
+// seen by it, and the worker adopts the second.
+TEST(TlsGateway, TablesPublishedTwiceBeforeThePollAreReplacedNotLeaked) {
+  Rig rig({api_host()});
+  ASSERT_TRUE(rig.ok());
+  ASSERT_TRUE(rig.gateway->publish(rig.build_tables({api_host()}, 2)));
+  ASSERT_TRUE(rig.gateway->publish(rig.build_tables({api_host()}, 3)));
+  rig.step();
+  EXPECT_EQ(rig.gateway->tables_generation(), 3u);
+  EXPECT_EQ(rig.counters().tables_adopted.get(), 1u);
+  EXPECT_EQ(rig.gateway->free_retired(), 1u) << "generation 1 had no connection";
+  rig.add_origin(kOriginPort, Origin::Mode::stream, 0);
+  TlsClient& client = rig.add_client(devices_client());
+  client.send("after");
+  ASSERT_TRUE(rig.run_until([&] { return rig.origins[0]->conns.size() == 1 && rig.origins[0]->conns[0]->received == "after"; }))
+      << rig.describe();
+  client.end_with(TlsClient::Ending::close_notify_and_fin);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+}
 
 // ---- proxy_v2: the origin learns who the client is ----
 
