@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "dataplane/net/ipv4_address.h"
 
 namespace mtlsgw::control {
@@ -100,6 +102,25 @@ struct HostConfig {
   uint32_t connect_timeout_ms = 5'000;
 };
 
+// An operator rule ("rules" entry, or `rule add`): docs/rules.md.
+enum class RuleAction : uint8_t { block, allow, log };
+std::string_view to_string(RuleAction action) noexcept;
+
+struct RuleConfig {
+  std::string name;        // 1 to 64 of [A-Za-z0-9_.-], unique
+  std::string expression;  // the rules language; compiled when published
+  RuleAction action = RuleAction::block;
+};
+
+// An operator revocation ("revocations" entry, or `revoke add`): either a
+// CA's name and a serial number, or a certificate's SHA-256 fingerprint.
+struct RevocationConfig {
+  std::string ca;           // a name from cas; with serial
+  std::string serial;       // upper-case hex, no separators, no leading zero octets
+  std::string fingerprint;  // lower-case hex, 64 digits; alone
+  bool operator==(const RevocationConfig&) const = default;
+};
+
 struct AccessLogConfig {
   std::string path;  // absolute, or "-" for standard output
 };
@@ -115,12 +136,15 @@ struct Config {
   // unrecognized_name alert (RFC 6066 section 3).
   std::string default_host;
   std::optional<AccessLogConfig> access_log;
+  std::vector<RuleConfig> rules;  // in evaluation order
+  std::vector<RevocationConfig> revocations;
   // Accepted but probably not what was meant, as "path: problem" lines for
   // the caller to print (--check-config does).
   std::vector<std::string> warnings;
 
   const CaConfig* find_ca(std::string_view name) const noexcept;
   const HostConfig* find_host(std::string_view name) const noexcept;  // by exact name
+  const RuleConfig* find_rule(std::string_view name) const noexcept;
 };
 
 class ConfigError : public std::runtime_error {
@@ -132,6 +156,22 @@ class ConfigError : public std::runtime_error {
  private:
   std::string path_;
 };
+
+// One entry of a section, checked as the file's parser checks it (the
+// control socket's `host add`, `ca add`, `rule add` and `revoke add` take
+// the same objects). `path` prefixes the field names in errors; `config`
+// supplies the names an entry may refer to (client_cas, a revocation's ca)
+// and collects warnings. Duplicate names are the caller's to check.
+HostConfig parse_host_entry(const nlohmann::json& value, const std::string& path, const std::string& base_dir,
+                            Config& config);
+CaConfig parse_ca_entry(const nlohmann::json& value, const std::string& path, const std::string& base_dir,
+                        Config& config);
+RuleConfig parse_rule_entry(const nlohmann::json& value, const std::string& path);
+RevocationConfig parse_revocation_entry(const nlohmann::json& value, const std::string& path, const Config& config);
+// A serial number as hex (colons and spaces allowed, any case) in the form
+// RevocationConfig keeps; throws ConfigError at path when it is not one.
+std::string normalize_serial(std::string_view text, const std::string& path);
+std::string normalize_fingerprint(std::string_view text, const std::string& path);
 
 // Relative file names in the text resolve against base_dir (the current
 // directory when it is empty); load_config_file uses the file's directory.

@@ -62,6 +62,7 @@ Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& p
     }
     if (auto* gateway = dynamic_cast<gateway::TlsGateway*>(service.get())) {
       gateway->set_access_log(access_log_.get());
+      gateway->set_policy(settings_.policy.get());
       gateways_.push_back(gateway);
     }
     services_.push_back(std::move(service));
@@ -256,6 +257,9 @@ int Worker::run() noexcept {
     for (auto& iface : interfaces_) iface->start(now_us(tsc));
   }
 
+  gateway::PolicyCell* policy = settings_.policy.get();
+  if (policy != nullptr) policy->online(index_);
+
   rte_mbuf* burst[kBurstSize];
   while (!stop_.load(std::memory_order_relaxed)) {
     const uint64_t begin = tsc;
@@ -305,6 +309,9 @@ int Worker::run() noexcept {
     }
     for (auto& io : ios_) io->flush();
     serve_requests(now);
+    // Between iterations the worker holds no Policy pointer (policy.h);
+    // reported before any idle sleep, so a commit never waits on a sleeper.
+    if (policy != nullptr) policy->quiescent(index_);
 
     tsc = rte_get_tsc_cycles();
     load_.iterations.add();
@@ -332,6 +339,7 @@ int Worker::run() noexcept {
     if (tx) tx->flush();
   }
   for (auto& io : ios_) io->flush();
+  if (policy != nullptr) policy->offline(index_);
   return 0;
 }
 

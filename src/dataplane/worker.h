@@ -18,6 +18,7 @@
 #include "dataplane/fault_injector.h"
 #include "dataplane/flow_steering.h"
 #include "dataplane/gateway/access_log_queue.h"
+#include "dataplane/gateway/policy.h"
 #include "dataplane/gateway/tls_gateway.h"
 #include "dataplane/idle.h"
 #include "dataplane/net/interface.h"
@@ -47,6 +48,8 @@ struct WorkerSettings {
   // The "tls" listeners write one record per connection into the worker's
   // access log queue, drained by the control side's writer.
   bool access_log = false;
+  // Revocations and rules, shared by every worker (null: none ever).
+  std::shared_ptr<gateway::PolicyCell> policy;
 };
 
 struct PortBinding {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "dataplane/gateway/tls_gateway_internal.h"
+#include "dataplane/net/interface.h"
 
 // Sessions and their life: accept, the TCP events, timers and endings. The
 // other parts of TlsGateway are in tls_gateway_handshake.cc,
@@ -30,11 +31,11 @@ struct TlsGateway::Reentry {
   TlsGateway& gateway;
 };
 
-TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> egress,
+TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> interfaces,
                        std::unique_ptr<GatewayTables> tables, const GatewayLimits& limits,
                        uint16_t listener_port)
     : stack_(stack),
-      egress_(std::move(egress)),
+      egress_(std::move(interfaces)),
       tables_(std::move(tables)),
       limits_(limits),
       listener_port_(listener_port),
@@ -90,6 +91,13 @@ void TlsGateway::provide_http_slots() noexcept {
     free_http_.reserve(limits_.http_exchanges);
     for (uint32_t i = limits_.http_exchanges; i > 0; --i) free_http_.push_back(&http_slots_[i - 1]);
   }
+}
+
+net::Interface& TlsGateway::egress_for(net::Ipv4Address origin) const noexcept {
+  for (net::Interface* iface : egress_) {
+    if (iface->config().address.contains(origin)) return *iface;
+  }
+  return *egress_.front();
 }
 
 // ---- Publication ----

@@ -37,6 +37,7 @@
 #include "dataplane/gateway/access_record.h"
 #include "dataplane/gateway/gateway_counters.h"
 #include "dataplane/gateway/gateway_tables.h"
+#include "dataplane/gateway/policy.h"
 #include "dataplane/net/tcp_stack.h"
 #include "dataplane/timer_wheel.h"
 #include "dataplane/tls/client_identity.h"
@@ -67,8 +68,9 @@ struct GatewayLimits {
 
 class TlsGateway final : public net::tcp::TcpApp {
  public:
-  // egress[i]: the interface host i's upstream connections leave from.
-  TlsGateway(net::tcp::TcpStack& stack, std::vector<net::Interface*> egress,
+  // interfaces: the worker's; an upstream connection leaves from the one
+  // that has the origin on-link, else from the first (through its gateway).
+  TlsGateway(net::tcp::TcpStack& stack, std::vector<net::Interface*> interfaces,
              std::unique_ptr<GatewayTables> tables, const GatewayLimits& limits, uint16_t listener_port);
   ~TlsGateway() override;
   TlsGateway(const TlsGateway&) = delete;
@@ -85,6 +87,9 @@ class TlsGateway final : public net::tcp::TcpApp {
   // Where finished connections' records go (null: no access log). Set
   // before the worker runs.
   void set_access_log(AccessLogQueue* queue) noexcept { access_log_ = queue; }
+  // The operator's revocations and rules (policy.h); null: none. Set before
+  // the worker runs; the worker reports its quiescent states.
+  void set_policy(const PolicyCell* policy) noexcept { policy_ = policy; }
 
   const GatewayCounters& counters() const noexcept { return counters_; }
   // Per host, by counter slot; the names of the slots come from
@@ -198,6 +203,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   bool unpark_http(Session& s) noexcept;
   uint32_t rest_idle_sessions(uint64_t now_us) noexcept;
   void adopt_pending_tables() noexcept;
+  net::Interface& egress_for(net::Ipv4Address origin) const noexcept;
   void drop_table_user(GatewayTables* tables) noexcept;
   void retire_to_control(GatewayTables* tables) noexcept;
   void provide_http_slots() noexcept;
@@ -244,6 +250,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   tls::RecordOffload record_offload_;
   uint32_t depth_ = 0;
   AccessLogQueue* access_log_ = nullptr;
+  const PolicyCell* policy_ = nullptr;
   GatewayCounters counters_;
   HostCounterTable host_counters_;
 };

@@ -19,7 +19,7 @@ void TlsGateway::open_upstream(Session& s) noexcept {
   }
   s.phase = Phase::connecting;
   counters_.upstream_connects.add();
-  const ConnHandle up = stack_.connect(*egress_[s.host], route.upstream_ip, route.upstream_port, this, stack_.now_us());
+  const ConnHandle up = stack_.connect(egress_for(route.upstream_ip), route.upstream_ip, route.upstream_port, this, stack_.now_us());
   if (!up.valid()) {
     upstream_failed(s, UpstreamFailure::unreachable);
     return;

@@ -46,14 +46,10 @@ std::unique_ptr<net::tcp::TcpApp> make_service(const ServiceSpec& spec,
     }
     auto tables = gateway::GatewayTables::build(*spec.gateway, error);
     if (!tables) return nullptr;
-    std::vector<net::Interface*> egress;
-    for (uint32_t h = 0; h < tables->host_count(); ++h) {
-      egress.push_back(&egress_for(tables->route(h).upstream_ip, interfaces));
-    }
     gateway::GatewayLimits limits;
     limits.max_sessions = max_pairs;
     limits.http_exchanges = std::min<uint32_t>(limits.http_exchanges, max_pairs);
-    return std::make_unique<gateway::TlsGateway>(stack, std::move(egress), std::move(tables), limits, spec.port);
+    return std::make_unique<gateway::TlsGateway>(stack, interfaces, std::move(tables), limits, spec.port);
   }
   error = "unknown service";
   return nullptr;
