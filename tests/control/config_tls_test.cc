@@ -14,6 +14,7 @@
 #include <string>
 
 #include "control/config.h"
+#include "control/config_writer.h"
 #include "control/default_config.h"
 
 namespace mtlsgw::control {
@@ -245,6 +246,81 @@ TEST_F(TlsFiles, PemTextInlineOrFromFilesIsKept) {
   }
 }
 
+TEST_F(TlsFiles, RulesAndRevocationsAreCheckedAndNormalised) {
+  json config = base();
+  config["rules"] = json::parse(R"([
+    {"name": "no-admin", "expression": "http.request.uri.path starts_with \"/admin\"", "action": "block"},
+    {"name": "audit.all", "expression": "client.cert.presented", "action": "log"}])");
+  config["revocations"] = json::parse(R"([
+    {"ca": "devices", "serial": "00:1a:2B"},
+    {"fingerprint": "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"}])");
+  const Config c = parse(config);
+  ASSERT_EQ(c.rules.size(), 2u);
+  EXPECT_EQ(c.rules[0].name, "no-admin");
+  EXPECT_EQ(c.rules[0].action, RuleAction::block);
+  EXPECT_EQ(c.rules[1].action, RuleAction::log);
+  EXPECT_EQ(c.find_rule("audit.all"), &c.rules[1]);
+  ASSERT_EQ(c.revocations.size(), 2u);
+  EXPECT_EQ(c.revocations[0].ca, "devices");
+  EXPECT_EQ(c.revocations[0].serial, "1A2B");
+  EXPECT_EQ(c.revocations[1].fingerprint, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+
+  struct Bad {
+    const char* section;
+    const char* entry;
+    const char* path;
+    const char* message;
+  };
+  const Bad bad[] = {
+      {"rules", R"({"name": "a b", "expression": "x", "action": "block"})", "rules[0].name",
+       "\"a b\": a rule name has letters, digits, '_', '-' and '.' only"},
+      {"rules", R"({"name": "a", "expression": "", "action": "block"})", "rules[0].expression", "is empty"},
+      {"rules", R"({"name": "a", "expression": "x", "action": "deny"})", "rules[0].action",
+       "\"deny\" is not one of block, allow, log"},
+      {"revocations", R"({"ca": "nobody", "serial": "01"})", "revocations[0].ca", "no CA named \"nobody\" in cas"},
+      {"revocations", R"({"ca": "devices", "serial": "0x12"})", "revocations[0].serial",
+       "\"0x12\" is not a hexadecimal serial number"},
+      {"revocations", R"({"fingerprint": "abcd"})", "revocations[0].fingerprint",
+       "a SHA-256 fingerprint has 64 hexadecimal digits, \"abcd\" has 4"},
+      {"revocations", R"({"ca": "devices", "serial": "01", "fingerprint": "ab"})", "revocations[0].fingerprint",
+       "give either a fingerprint, or a ca and a serial, not both"},
+  };
+  for (const Bad& b : bad) {
+    json broken = base();
+    broken[b.section] = json::array({json::parse(b.entry)});
+    try {
+      parse(broken);
+      ADD_FAILURE() << b.entry << " was accepted";
+    } catch (const ConfigError& e) {
+      EXPECT_EQ(e.path(), b.path) << b.entry;
+      EXPECT_EQ(std::string(e.what()), std::string(b.path) + ": " + b.message);
+    }
+  }
+  json twice = base();
+  twice["rules"] = json::parse(R"([{"name": "a", "expression": "x", "action": "log"},
+                                   {"name": "a", "expression": "y", "action": "log"}])");
+  EXPECT_THROW(parse(twice), ConfigError);
+}
+
+// `config dump` and the state directory write the config back; what they
+// write parses to the same config, with every PEM inline.
+TEST_F(TlsFiles, TheWrittenConfigParsesBackToItself) {
+  json config = base();
+  config["hosts"][0]["forward"] = "http";
+  config["hosts"][0]["idle_timeout_ms"] = 5000;
+  config["default_host"] = "api.example.test";
+  config["rules"] = json::parse(R"([{"name": "r1", "expression": "tls.sni == \"x\"", "action": "allow"}])");
+  config["revocations"] = json::parse(R"([{"ca": "devices", "serial": "0A"}])");
+  const Config first = parse(config);
+  const json written = config_to_json(first);
+  EXPECT_FALSE(written["hosts"][0].contains("cert"));
+  EXPECT_TRUE(written["hosts"][0].contains("key_pem"));
+  const Config second = parse_config(written.dump(), "");
+  EXPECT_EQ(config_to_json(second), written);
+  EXPECT_EQ(second.hosts[0].cert_pem, first.hosts[0].cert_pem);
+  EXPECT_EQ(second.cas[0].crl_pem, first.cas[0].crl_pem);
+}
+
 TEST_F(TlsFiles, AbsolutePathsIgnoreTheBaseDirectory) {
   json j = base();
   j["cas"][0]["cert"] = dir_ + "/ca.pem";
@@ -452,7 +528,7 @@ INSTANTIATE_TEST_SUITE_P(
                "listeners[1].port", "port 443 is listened on twice"},
         BadTls{kNone, kNone, R"({"access_logs": {"path": "-"}})", "access_logs",
                "unknown field (known here: ports, listeners, tcp, cas, hosts, default_host, "
-               "access_log)"}));
+               "access_log, rules, revocations)"}));
 
 INSTANTIATE_TEST_SUITE_P(
     Cas, TlsErrors,
