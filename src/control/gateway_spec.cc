@@ -72,8 +72,14 @@ std::shared_ptr<const tls::TrustStore> trust_for(
 }  // namespace
 
 std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& config, std::string& error,
-                                                              std::vector<std::string>& warnings) {
+                                                              std::vector<std::string>& warnings,
+                                                              const std::shared_ptr<gateway::HostSlots>& slots,
+                                                              uint64_t generation) {
   auto spec = std::make_shared<gateway::GatewaySpec>();
+  spec->generation = generation;
+  spec->host_slots = slots;
+  std::vector<std::string> live;
+  for (const HostConfig& host : config.hosts) live.push_back(host.name);
   std::map<std::vector<std::string>, std::shared_ptr<const tls::TrustStore>> stores;
   for (const HostConfig& host : config.hosts) {
     gateway::GatewayHost out;
@@ -96,6 +102,13 @@ std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& conf
     out.route.handshake_timeout_ms = host.handshake_timeout_ms;
     out.route.idle_timeout_ms = host.idle_timeout_ms;
     out.route.connect_timeout_ms = host.connect_timeout_ms;
+    if (slots) {
+      out.counter_slot = slots->assign(host.name, live);
+      if (out.counter_slot == gateway::HostSlots::kNoSlot) {
+        error = fmt::format("host {}: more than {} hosts", host.name, slots->capacity());
+        return nullptr;
+      }
+    }
     spec->hosts.push_back(std::move(out));
   }
   return spec;

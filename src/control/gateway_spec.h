@@ -16,7 +16,13 @@ namespace mtlsgw::control {
 // Null, with `error` naming the CA or host and the problem, when a CA file
 // or CRL does not load or check. Warnings of the trust stores (a CA without
 // CRL, an expired CA...) are appended to `warnings`.
+//
+// slots: the gateway's counter-slot registry (host_slots.h), shared by
+// every publication; null makes one (slots by position). generation: the
+// publication's number.
 std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& config, std::string& error,
-                                                              std::vector<std::string>& warnings);
+                                                              std::vector<std::string>& warnings,
+                                                              const std::shared_ptr<gateway::HostSlots>& slots = nullptr,
+                                                              uint64_t generation = 1);
 
 }  // namespace mtlsgw::control

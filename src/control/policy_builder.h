@@ -1,0 +1,19 @@
+#pragma once
+// From a committed state to the Policy the workers read (policy.h): the
+// operator's revocations resolved against the CAs they name, and the rules
+// compiled. Control thread.
+
+#include <memory>
+#include <string>
+
+#include "control/config.h"
+#include "dataplane/gateway/policy.h"
+
+namespace mtlsgw::control {
+
+// Null with `error` when a revocation or a rule cannot be built (the
+// commands check both first, so this means a state file edited by hand).
+std::unique_ptr<gateway::Policy> build_policy(const Config& state, uint64_t generation, bool close_revoked,
+                                              std::string& error);
+
+}  // namespace mtlsgw::control
