@@ -3,6 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/un.h>
+
+#include <charconv>
 #include <cstring>
 
 #include "mtlsgw_version.h"
@@ -26,6 +31,41 @@ SplitArgs split_arguments(int argc, char** argv) {
   }
   return split;
 }
+
+namespace {
+
+// A number, or a name the user or group database knows; nullopt otherwise.
+template <typename Id>
+std::optional<Id> numeric_id(const std::string& text) {
+  Id id{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return id;
+}
+
+std::optional<uid_t> user_id(const std::string& text) {
+  if (auto id = numeric_id<uid_t>(text)) return id;
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (getpwnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found) {
+    return std::nullopt;
+  }
+  return found->pw_uid;
+}
+
+std::optional<gid_t> group_id(const std::string& text) {
+  if (auto id = numeric_id<gid_t>(text)) return id;
+  group entry{};
+  group* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (getgrnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found) {
+    return std::nullopt;
+  }
+  return found->gr_gid;
+}
+
+}  // namespace
 
 std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
   CLI::App app{"mtlsgw: kernel-bypass mutual-TLS gateway",
@@ -57,6 +97,40 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
   app.add_option("--fault-tx", out.fault_tx, "Inject faults into sent frames (same syntax)");
   app.add_option("--fault-seed", out.fault_seed,
                  "Seed of the fault injectors: the same seed replays the same decisions");
+  std::vector<std::string> control_users;
+  std::vector<std::string> control_groups;
+  app.add_option("--control-socket", out.control_socket,
+                 "Unix socket for mtlsgwctl (default /run/mtlsgw/control.sock; \"none\" or "
+                 "empty: no control socket)")
+      ->type_name("PATH")
+      ->check(CLI::Validator(
+          [](std::string& path) -> std::string {
+            if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+              return fmt::format("longer than the {} bytes a Unix socket path may have",
+                                 sizeof(sockaddr_un::sun_path) - 1);
+            }
+            return "";
+          },
+          "", ""));
+  app.add_option("--control-uid", control_users,
+                 "A user allowed on the control socket besides root and the gateway's own "
+                 "(number or name; repeatable)")
+      ->type_name("UID")
+      ->allow_extra_args(false)
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return user_id(text) ? "" : fmt::format("no such user: {}", text);
+          },
+          "", ""));
+  app.add_option("--control-gid", control_groups,
+                 "A group whose members may use the control socket (number or name; repeatable)")
+      ->type_name("GID")
+      ->allow_extra_args(false)
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            return group_id(text) ? "" : fmt::format("no such group: {}", text);
+          },
+          "", ""));
   app.add_flag("-V,--version", version, "Print the version and exit");
   try {
     app.parse(static_cast<int>(args.size()), args.data());
@@ -70,6 +144,9 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
     fmt::print("mtlsgw {}\n", MTLSGW_VERSION);
     return 0;
   }
+  if (out.control_socket == "none") out.control_socket.clear();
+  for (const std::string& user : control_users) out.control_uids.push_back(*user_id(user));
+  for (const std::string& group : control_groups) out.control_gids.push_back(*group_id(group));
   return std::nullopt;
 }
 

@@ -3,6 +3,8 @@
 // [gateway options]`. The gateway options are parsed before EAL starts, so
 // --help, --version and a bad config file answer without touching devices.
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,6 +21,10 @@ struct Options {
   std::string fault_rx;             // fault injection on received frames
   std::string fault_tx;             // and on sent frames (off when empty)
   uint64_t fault_seed = 1;
+  // The control socket (docs/control.md); empty: no control socket.
+  std::string control_socket = "/run/mtlsgw/control.sock";
+  std::vector<uid_t> control_uids;  // allowed besides root and the gateway's own user
+  std::vector<gid_t> control_gids;
 };
 
 struct SplitArgs {
