@@ -3,7 +3,13 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
+#include <ctime>
+#include <limits>
+#include <optional>
 #include <vector>
+
+#include "dataplane/tls/x509_text.h"
 
 namespace mtlsgw::tls {
 namespace {
@@ -151,16 +157,66 @@ int x509_error_for_alert(VerifyReason reason) {
 std::unique_ptr<ClientVerifier> ClientVerifier::create() {
   std::unique_ptr<ClientVerifier> verifier(new ClientVerifier);
   verifier->ctx_.reset(X509_STORE_CTX_new());
-  if (verifier->ctx_ == nullptr) return nullptr;
+  verifier->hasher_ = CertificateHasher::create();
+  if (verifier->ctx_ == nullptr || verifier->hasher_ == nullptr) return nullptr;
   return verifier;
 }
 
 ClientVerdict ClientVerifier::verify(const WorkerTrust& trust, X509* leaf, STACK_OF(X509) * untrusted,
-                                     int64_t at_epoch) {
+                                     const VerifyOptions& options, VerifyFacts* facts) {
+  VerifyFacts discard;
+  if (facts == nullptr) facts = &discard;
+  *facts = VerifyFacts{};
   ClientVerdict verdict;
   if (leaf == nullptr) return verdict;  // no_certificate
-  X509_STORE_CTX* ctx = ctx_.get();
   OpenSslErrorScope errors;
+
+  RevocationKey leaf_fingerprint;
+  facts->leaf_sha256_known = hasher_->fingerprint(leaf, &leaf_fingerprint);
+  if (facts->leaf_sha256_known) facts->leaf_sha256 = leaf_fingerprint.bytes;
+  if (options.revocations != nullptr) {
+    // Unencodable means out of memory here (libssl decoded it); without the
+    // key nothing says the leaf is not revoked.
+    if (!facts->leaf_sha256_known) {
+      verdict.reason = VerifyReason::internal_error;
+      verdict.x509_error = X509_V_ERR_OUT_OF_MEM;
+      return verdict;
+    }
+    if (options.revocations->revoked(leaf_fingerprint)) {
+      verdict.reason = VerifyReason::revoked;
+      verdict.x509_error = X509_V_ERR_CERT_REVOKED;
+      verdict.error_depth = 0;
+      return verdict;
+    }
+  }
+
+  // One time for the cache window and for OpenSSL's checks.
+  const int64_t at = options.at_epoch != 0 ? options.at_epoch : static_cast<int64_t>(time(nullptr));
+  const bool use_cache = options.cache != nullptr && facts->leaf_sha256_known && trust.generation() != 0;
+  VerdictKey key;
+  if (use_cache) {
+    key.leaf_sha256 = leaf_fingerprint.bytes;
+    key.trust_generation = trust.generation();
+    CachedVerdict cached;
+    if (options.cache->lookup(key, at, &cached, cache_counters_)) {
+      facts->cache_hit = true;
+      verdict.reason = VerifyReason::ok;
+      verdict.x509_error = X509_V_OK;
+      verdict.chain_length = static_cast<int>(cached.chain_length);
+      if (options.revocations != nullptr) {
+        for (uint32_t depth = 0; depth < cached.chain_length; ++depth) {
+          if (!options.revocations->revoked(cached.chain[depth])) continue;
+          verdict.reason = VerifyReason::revoked;
+          verdict.x509_error = X509_V_ERR_CERT_REVOKED;
+          verdict.error_depth = static_cast<int>(depth);
+          break;
+        }
+      }
+      return verdict;
+    }
+  }
+
+  X509_STORE_CTX* ctx = ctx_.get();
   if (X509_STORE_CTX_init(ctx, trust.store(), leaf, untrusted) != 1) {
     verdict.reason = VerifyReason::internal_error;
     verdict.x509_error = X509_V_ERR_OUT_OF_MEM;
@@ -168,7 +224,7 @@ ClientVerdict ClientVerifier::verify(const WorkerTrust& trust, X509* leaf, STACK
   }
   X509_STORE_CTX_set_app_data(ctx, const_cast<WorkerTrust*>(&trust));
   X509_STORE_CTX_set_verify_cb(ctx, forgive_unchecked_revocation);
-  if (at_epoch != 0) X509_STORE_CTX_set_time(ctx, 0, static_cast<time_t>(at_epoch));
+  X509_STORE_CTX_set_time(ctx, 0, static_cast<time_t>(at));
 
   const int result = X509_verify_cert(ctx);
   verdict.x509_error = X509_STORE_CTX_get_error(ctx);
@@ -186,6 +242,8 @@ ClientVerdict ClientVerifier::verify(const WorkerTrust& trust, X509* leaf, STACK
     } else {
       verdict.reason = VerifyReason::ok;
       verdict.x509_error = X509_V_OK;
+      settle_chain(trust, options, use_cache ? &key : nullptr, facts->leaf_sha256_known ? &leaf_fingerprint : nullptr,
+                   at, &verdict);
     }
   } else {
     // A negative result with no error code is a misuse or an allocation
@@ -198,7 +256,59 @@ ClientVerdict ClientVerifier::verify(const WorkerTrust& trust, X509* leaf, STACK
   return verdict;
 }
 
-ClientVerdict ClientVerifier::verify_pem(const WorkerTrust& trust, std::string_view pem, int64_t at_epoch) {
+void ClientVerifier::settle_chain(const WorkerTrust& trust, const VerifyOptions& options, const VerdictKey* cache_key,
+                                  const RevocationKey* leaf_fingerprint, int64_t at_epoch, ClientVerdict* verdict) {
+  if (options.revocations == nullptr && cache_key == nullptr) return;
+  STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(ctx_.get());
+  const int length = chain != nullptr ? sk_X509_num(chain) : 0;
+  CachedVerdict cached;
+  cached.valid_from = at_epoch;
+  cached.expires_at = trust.earliest_crl_next_update() != 0 ? trust.earliest_crl_next_update()
+                                                            : std::numeric_limits<int64_t>::max();
+  cached.chain_length = static_cast<uint32_t>(length);
+  bool cacheable = cache_key != nullptr && length > 0 && static_cast<std::size_t>(length) <= kMaxCachedChain;
+  for (int depth = 0; depth < length; ++depth) {
+    X509* cert = sk_X509_value(chain, depth);
+    // The chain proves who signed each certificate; the last one is the
+    // trust anchor, its own issuer.
+    X509* issuer = sk_X509_value(chain, std::min(depth + 1, length - 1));
+    RevocationKeys keys;
+    bool keyed;
+    if (depth == 0 && leaf_fingerprint != nullptr) {
+      keys.fingerprint = *leaf_fingerprint;
+      keyed = hasher_->issuer_serial_of(cert, issuer, &keys.issuer_serial);
+    } else {
+      keyed = hasher_->keys_of(cert, issuer, &keys);
+    }
+    if (!keyed) {
+      if (options.revocations != nullptr) {
+        verdict->reason = VerifyReason::internal_error;
+        verdict->x509_error = X509_V_ERR_OUT_OF_MEM;
+        verdict->error_depth = depth;
+      }
+      return;
+    }
+    if (options.revocations != nullptr && verdict->ok() && options.revocations->revoked(keys)) {
+      verdict->reason = VerifyReason::revoked;
+      verdict->x509_error = X509_V_ERR_CERT_REVOKED;
+      verdict->error_depth = depth;
+    }
+    if (!cacheable) continue;
+    cached.chain[static_cast<std::size_t>(depth)] = keys;
+    const std::optional<int64_t> not_after = epoch_of(X509_get0_notAfter(cert));
+    if (!not_after.has_value()) {
+      cacheable = false;
+      continue;
+    }
+    cached.expires_at = std::min(cached.expires_at, *not_after);
+  }
+  // The chain's verdict is ok even when the operator revoked one of its
+  // certificates: the revocation is checked on every hit, and lifting it
+  // lets the entry serve again.
+  if (cacheable) options.cache->insert(*cache_key, cached, at_epoch, cache_counters_);
+}
+
+ClientVerdict ClientVerifier::verify_pem(const WorkerTrust& trust, std::string_view pem, const VerifyOptions& options) {
   ClientVerdict malformed;
   malformed.reason = VerifyReason::malformed;
   malformed.error_depth = 0;
@@ -224,7 +334,7 @@ ClientVerdict ClientVerifier::verify_pem(const WorkerTrust& trust, std::string_v
       return malformed;
     }
   }
-  return verify(trust, sk_X509_value(chain.get(), 0), chain.get(), at_epoch);
+  return verify(trust, sk_X509_value(chain.get(), 0), chain.get(), options);
 }
 
 bool attach_handshake_verify(SSL* ssl, HandshakeVerify* state) {
@@ -252,11 +362,23 @@ int handshake_verify_callback(X509_STORE_CTX* store_ctx, void* /*unused*/) {
     return 0;
   }
   state->ran = true;
+  X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
   if (state->trust == nullptr) {
     state->verdict = ClientVerdict{VerifyReason::unknown_ca, X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, 0, 0};
+    RevocationKey fingerprint;
+    state->leaf_sha256_known = leaf != nullptr && state->verifier->fingerprint(leaf, &fingerprint);
+    state->leaf_sha256 = fingerprint.bytes;
+    state->cache_hit = false;
   } else {
-    state->verdict = state->verifier->verify(*state->trust, X509_STORE_CTX_get0_cert(store_ctx),
-                                             X509_STORE_CTX_get0_untrusted(store_ctx));
+    // Only the chain verification is ours (SSL_CTX_set_cert_verify_callback):
+    // libssl checks the CertificateVerify signature after this returns, on a
+    // cache hit as on a miss.
+    VerifyFacts facts;
+    state->verdict = state->verifier->verify(*state->trust, leaf, X509_STORE_CTX_get0_untrusted(store_ctx),
+                                             VerifyOptions{state->revocations, state->cache, 0}, &facts);
+    state->leaf_sha256 = facts.leaf_sha256;
+    state->leaf_sha256_known = facts.leaf_sha256_known;
+    state->cache_hit = facts.cache_hit;
   }
   X509_STORE_CTX_set_error(store_ctx, x509_error_for_alert(state->verdict.reason));
   if (state->verdict.ok()) return 1;

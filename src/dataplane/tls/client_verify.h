@@ -13,13 +13,25 @@
 // Per handshake, not per packet: OpenSSL allocates inside X509_verify_cert
 // whatever we do; this layer adds no allocation of its own on that path and
 // leaves the thread's OpenSSL error queue as it found it.
+//
+// Around X509_verify_cert, in this order: the leaf's SHA-256 (once; the
+// handshake keeps it for identity extraction), the operator's revocation
+// set on the leaf's fingerprint, the shared verdict cache (a hit skips chain
+// verification), and after a full ok verification the chain's revocation
+// keys, the revocation set on every certificate of the chain, and the insert
+// into the cache. Revocations are looked up on hits too, against the keys
+// the entry kept (verdict_cache.h). An operator revocation ends as
+// VerifyReason::revoked, alert certificate_revoked, like a CRL's.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string_view>
 
 #include "common/handles.h"
+#include "dataplane/tls/revocation_set.h"
 #include "dataplane/tls/trust_store.h"
+#include "dataplane/tls/verdict_cache.h"
 #include "dataplane/tls/verify_reason.h"
 
 namespace mtlsgw::tls {
@@ -47,24 +59,60 @@ VerifyReason reason_for_x509_error(int x509_error);
 // certificate_expired.
 int x509_error_for_alert(VerifyReason reason);
 
+// What a verification consults besides the trust and the certificates.
+struct VerifyOptions {
+  const RevocationSet* revocations = nullptr;  // null: no operator revocations
+  VerdictCache* cache = nullptr;               // null: the chain is verified every time
+  int64_t at_epoch = 0;                        // verification time, epoch seconds; 0: now
+};
+
+// What a verification learnt besides its verdict.
+struct VerifyFacts {
+  std::array<uint8_t, kSha256Bytes> leaf_sha256{};  // of the leaf's DER
+  bool leaf_sha256_known = false;
+  bool cache_hit = false;  // the verdict came from the cache (revocations still checked)
+};
+
 class ClientVerifier {
  public:
-  // One per worker (it holds a reusable X509_STORE_CTX). Null on OOM.
+  // One per worker (it holds a reusable X509_STORE_CTX, a SHA-256 context
+  // and that worker's cache counters). Null on OOM.
   static std::unique_ptr<ClientVerifier> create();
 
   // Verifies leaf with the chain the client sent (untrusted may be null and
-  // may contain the leaf, as libssl passes it). at_epoch: verification time in
-  // seconds since the epoch; 0 is now.
-  ClientVerdict verify(const WorkerTrust& trust, X509* leaf, STACK_OF(X509) * untrusted,
-                       int64_t at_epoch = 0);
+  // may contain the leaf, as libssl passes it). facts may be null.
+  ClientVerdict verify(const WorkerTrust& trust, X509* leaf, STACK_OF(X509) * untrusted, const VerifyOptions& options,
+                       VerifyFacts* facts = nullptr);
+  // Without revocations or cache; at_epoch: verification time in seconds
+  // since the epoch, 0 is now.
+  ClientVerdict verify(const WorkerTrust& trust, X509* leaf, STACK_OF(X509) * untrusted, int64_t at_epoch = 0) {
+    return verify(trust, leaf, untrusted, VerifyOptions{nullptr, nullptr, at_epoch});
+  }
 
   // The same on PEM text: the leaf first, then any intermediates. Text that
   // holds no decodable certificate is malformed.
-  ClientVerdict verify_pem(const WorkerTrust& trust, std::string_view pem, int64_t at_epoch = 0);
+  ClientVerdict verify_pem(const WorkerTrust& trust, std::string_view pem, const VerifyOptions& options);
+  ClientVerdict verify_pem(const WorkerTrust& trust, std::string_view pem, int64_t at_epoch = 0) {
+    return verify_pem(trust, pem, VerifyOptions{nullptr, nullptr, at_epoch});
+  }
+
+  // SHA-256 of a certificate's DER with this worker's context.
+  bool fingerprint(X509* cert, RevocationKey* out) { return hasher_->fingerprint(cert, out); }
+
+  // This worker's share of the shared cache's traffic.
+  const VerdictCacheCounters& cache_counters() const noexcept { return cache_counters_; }
 
  private:
   ClientVerifier() = default;
+  // After a full ok verification: the chain's keys against the revocations,
+  // and the verdict into the cache. The store context still holds the chain.
+  // cache_key null: not cached; leaf_fingerprint null: not known yet.
+  void settle_chain(const WorkerTrust& trust, const VerifyOptions& options, const VerdictKey* cache_key,
+                    const RevocationKey* leaf_fingerprint, int64_t at_epoch, ClientVerdict* verdict);
+
   X509StoreCtxHandle ctx_;
+  std::unique_ptr<CertificateHasher> hasher_;
+  VerdictCacheCounters cache_counters_;
 };
 
 // What the handshake layer attaches to each SSL before its handshake and reads
@@ -72,12 +120,22 @@ class ClientVerifier {
 // the host trusts no CA, every certificate is unknown_ca) and sets required
 // from the host's mtls mode; it must also call SSL_set_verify itself, because
 // SSL_set_SSL_CTX does not carry the new context's verify mode over.
+//
+// revocations and cache are read when the callback runs, so a revocation set
+// published between attach and the client's Certificate already applies.
 struct HandshakeVerify {
   const WorkerTrust* trust = nullptr;
   ClientVerifier* verifier = nullptr;
+  const RevocationSet* revocations = nullptr;  // null: no operator revocations
+  VerdictCache* cache = nullptr;               // null: no verdict cache
   bool required = true;  // false: "optional", a failed certificate lets the handshake finish
   bool ran = false;      // the callback ran: the client presented a certificate
   ClientVerdict verdict;  // no_certificate until the callback runs
+  bool cache_hit = false;  // the chain verdict came from the cache
+  // SHA-256 of the leaf's DER, computed once by the callback, for identity
+  // extraction and logs (ClientIdentity::fingerprint_sha256_hex).
+  std::array<uint8_t, kSha256Bytes> leaf_sha256{};
+  bool leaf_sha256_known = false;
   // Where the caller wants a refused certificate's facts (subject, serial,
   // fingerprint) for its logs: a refused handshake keeps no peer
   // certificate to read them from afterwards. Null: not wanted.

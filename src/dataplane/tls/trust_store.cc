@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 
 #include "dataplane/tls/x509_text.h"
@@ -58,6 +59,9 @@ bool read_pem_objects(std::string_view text, T* (*read)(BIO*, T**, pem_password_
 
 int64_t now_epoch() { return static_cast<int64_t>(time(nullptr)); }
 
+// Written only by builds on the control thread(s); 64 bits never wrap.
+std::atomic<uint64_t> g_next_generation{1};
+
 }  // namespace
 
 bool read_pem_file(const std::string& path, std::string* out, std::string* error) {
@@ -101,6 +105,7 @@ std::unique_ptr<const TrustStore> TrustStore::build(const std::vector<CaSource>&
   OpenSslErrorScope errors;
   std::unique_ptr<TrustStore> store(new TrustStore);
   store->options_ = options;
+  store->generation_ = g_next_generation.fetch_add(1, std::memory_order_relaxed);
   const int64_t now = now_epoch();
 
   for (const CaSource& source : sources) {
@@ -269,6 +274,8 @@ std::unique_ptr<WorkerTrust> TrustStore::instantiate(std::string* error) const {
   X509_VERIFY_PARAM_set_trust(param, X509_TRUST_SSL_CLIENT);
   if (any_crl_) X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
   trust->max_intermediates_ = options_.max_intermediates;
+  trust->generation_ = generation_;
+  trust->earliest_crl_next_update_ = earliest_crl_next_update_;
   return trust;
 }
 

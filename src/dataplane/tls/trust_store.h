@@ -88,6 +88,11 @@ class TrustStore {
   X509NameStackHandle make_ca_names() const;
 
   const TrustOptions& options() const noexcept { return options_; }
+  // Unique per build in this process and never reused (a process-wide
+  // counter, starting at 1): the verdict cache keys verdicts by it, so a new
+  // CA set or CRL load, which is a new TrustStore, misses exactly the
+  // verdicts reached under the old one (verdict_cache.h).
+  uint64_t generation() const noexcept { return generation_; }
   std::size_t ca_count() const noexcept { return cas_.size(); }
   std::size_t crl_count() const noexcept { return crls_.size(); }
   // The earliest nextUpdate of all CRLs (epoch seconds), 0 if none: after it,
@@ -108,6 +113,7 @@ class TrustStore {
   TrustStore() = default;
 
   TrustOptions options_;
+  uint64_t generation_ = 0;
   std::vector<Ca> cas_;
   std::vector<X509CrlHandle> crls_;
   bool any_crl_ = false;
@@ -121,6 +127,10 @@ class WorkerTrust {
  public:
   X509_STORE* store() const noexcept { return store_.get(); }
   int max_intermediates() const noexcept { return max_intermediates_; }
+  // The TrustStore's, copied: what a verdict reached on this copy is keyed
+  // by, and when it stops holding.
+  uint64_t generation() const noexcept { return generation_; }
+  int64_t earliest_crl_next_update() const noexcept { return earliest_crl_next_update_; }
   // Roots whose source has no CRL file: a chain ending in one of them is not
   // refused for a missing CRL. Pointers into this copy's own store.
   bool revocation_exempt(const X509* root) const noexcept;
@@ -131,6 +141,8 @@ class WorkerTrust {
 
   X509StoreHandle store_;
   int max_intermediates_ = 0;
+  uint64_t generation_ = 0;
+  int64_t earliest_crl_next_update_ = 0;
   std::vector<const X509*> revocation_exempt_roots_;
 };
 

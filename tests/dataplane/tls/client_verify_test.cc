@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include <set>
 #include <string>
 #include <vector>
@@ -336,6 +338,326 @@ TEST_F(ClientVerifyTest, LeavesTheErrorQueueAsItFoundIt) {
   }
   verifier_->verify_pem(*devices_trust, read_test_pki("client-truncated.pem"));
   EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
+// The verdict cache and the operator's revocation set around verify().
+
+std::unique_ptr<VerdictCache> make_cache(uint32_t ttl_seconds = 3600) {
+  std::string error;
+  auto cache = VerdictCache::create(VerdictCacheOptions{1024, ttl_seconds}, &error);
+  EXPECT_NE(cache, nullptr) << error;
+  return cache;
+}
+
+std::shared_ptr<const TrustStore> build_store(const char* cert, const char* crl, int max_intermediates = 2) {
+  std::string error;
+  auto store = TrustStore::build({CaSource{"devices", read_test_pki(cert), *crl != '\0' ? read_test_pki(crl) : ""}},
+                                 TrustOptions{max_intermediates}, &error);
+  EXPECT_NE(store, nullptr) << error;
+  return store;
+}
+
+std::unique_ptr<WorkerTrust> copy_of(const TrustStore& store) {
+  std::string error;
+  auto copy = store.instantiate(&error);
+  EXPECT_NE(copy, nullptr) << error;
+  return copy;
+}
+
+std::string serial_of(const char* file) {
+  X509Handle cert = testing::load_certificate(file);
+  std::string hex;
+  EXPECT_TRUE(cert != nullptr && serial_hex(X509_get0_serialNumber(cert.get()), 256, &hex));
+  return hex;
+}
+
+RevocationEntry fingerprint_entry(const char* file) {
+  X509Handle cert = testing::load_certificate(file);
+  RevocationEntry entry;
+  unsigned int length = 0;
+  EXPECT_EQ(X509_digest(cert.get(), EVP_sha256(), entry.fingerprint.bytes.data(), &length), 1);
+  return entry;
+}
+
+RevocationEntry serial_entry(const char* ca, const char* file) {
+  RevocationEntry entry;
+  entry.kind = RevocationEntry::Kind::ca_serial;
+  entry.ca_name = ca;
+  std::string error;
+  EXPECT_TRUE(parse_serial_hex(serial_of(file), &entry.serial, &error)) << error;
+  return entry;
+}
+
+std::unique_ptr<const RevocationSet> revocations(const std::vector<RevocationEntry>& entries) {
+  std::string error;
+  auto set = RevocationSet::build(entries,
+                                  {CaSource{"devices", read_test_pki("devices-ca.pem"), ""},
+                                   CaSource{"other", read_test_pki("other-ca.pem"), ""}},
+                                  &error);
+  EXPECT_NE(set, nullptr) << error;
+  return set;
+}
+
+class CachedVerifyTest : public ClientVerifyTest {
+ protected:
+  ClientVerdict check(const WorkerTrust& on, const std::string& file, const VerifyOptions& options,
+                      VerifyFacts* facts = nullptr, ClientVerifier* verifier = nullptr) {
+    X509StackHandle chain = load_chain(file);
+    EXPECT_GT(sk_X509_num(chain.get()), 0) << file;
+    return (verifier != nullptr ? verifier : verifier_.get())
+        ->verify(on, sk_X509_value(chain.get(), 0), chain.get(), options, facts);
+  }
+  const VerdictCacheCounters& counters() const { return verifier_->cache_counters(); }
+
+  const int64_t now_ = static_cast<int64_t>(time(nullptr));
+};
+
+TEST_F(CachedVerifyTest, ASecondVerificationHitsTheCacheOnAnyWorker) {
+  auto cache = make_cache();
+  auto store = build_store("devices-ca.pem", "devices.crl.pem");
+  ASSERT_TRUE(cache && store);
+  auto worker1 = copy_of(*store);
+  auto worker2 = copy_of(*store);
+  ASSERT_TRUE(worker1 && worker2);
+  EXPECT_EQ(worker1->generation(), store->generation());
+  EXPECT_EQ(worker1->earliest_crl_next_update(), store->earliest_crl_next_update());
+
+  VerifyFacts facts;
+  ClientVerdict verdict = check(*worker1, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts);
+  EXPECT_REASON(verdict, ok);
+  EXPECT_FALSE(facts.cache_hit);
+  EXPECT_EQ(verdict.chain_length, 3);
+  ASSERT_TRUE(facts.leaf_sha256_known);
+  X509Handle leaf = testing::load_certificate("client-devices.pem");
+  std::array<uint8_t, kSha256Bytes> expected{};
+  unsigned int length = 0;
+  ASSERT_EQ(X509_digest(leaf.get(), EVP_sha256(), expected.data(), &length), 1);
+  EXPECT_EQ(facts.leaf_sha256, expected);
+  EXPECT_EQ(counters().misses, 1u);
+  EXPECT_EQ(counters().inserts, 1u);
+
+  verdict = check(*worker1, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts);
+  EXPECT_REASON(verdict, ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_EQ(verdict.chain_length, 3);
+  EXPECT_EQ(verdict.error_depth, -1);
+  EXPECT_EQ(verdict.x509_error, X509_V_OK);
+  EXPECT_EQ(facts.leaf_sha256, expected);
+  EXPECT_EQ(counters().hits, 1u);
+
+  // Another worker: its own verifier and trust copy, the same cache.
+  auto other_worker = ClientVerifier::create();
+  ASSERT_TRUE(other_worker);
+  verdict = check(*worker2, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts, other_worker.get());
+  EXPECT_REASON(verdict, ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_EQ(other_worker->cache_counters().hits, 1u);
+  EXPECT_EQ(other_worker->cache_counters().misses, 0u);
+  // The leaf alone (intermediate from the CA file) is the same certificate.
+  X509Handle alone = testing::load_certificate("client-devices.pem");
+  verdict = verifier_->verify(*worker1, alone.get(), nullptr, {nullptr, cache.get(), now_}, &facts);
+  EXPECT_REASON(verdict, ok);
+  EXPECT_TRUE(facts.cache_hit);
+}
+
+TEST_F(CachedVerifyTest, RefusalsAreNotCached) {
+  auto cache = make_cache();
+  auto trust = devices();
+  ASSERT_TRUE(cache && trust);
+  for (const char* file : {"client-revoked.chain.pem", "client-expired.chain.pem", "client-bad-signature.chain.pem",
+                           "client-unknown-ca.pem", "client-no-digitalsig.chain.pem"}) {
+    for (int round = 0; round < 2; ++round) {
+      VerifyFacts facts;
+      EXPECT_FALSE(check(*trust, file, {nullptr, cache.get(), now_}, &facts).ok()) << file;
+      EXPECT_FALSE(facts.cache_hit) << file;
+    }
+  }
+  EXPECT_EQ(counters().inserts, 0u);
+  EXPECT_EQ(counters().hits, 0u);
+}
+
+TEST_F(CachedVerifyTest, ANewTrustStoreMissesOnlyItsOwnVerdicts) {
+  auto cache = make_cache();
+  auto devices_store = build_store("devices-ca.pem", "devices.crl.pem");
+  std::string error;
+  auto partners_store = TrustStore::build(
+      {CaSource{"partners", read_test_pki("partners-ca.pem"), read_test_pki("partners.crl.pem")}}, {}, &error);
+  ASSERT_TRUE(cache && devices_store && partners_store) << error;
+  auto devices_copy = copy_of(*devices_store);
+  auto partners_copy = copy_of(*partners_store);
+  ASSERT_TRUE(devices_copy && partners_copy);
+  const VerifyOptions options{nullptr, cache.get(), now_};
+  VerifyFacts facts;
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_REASON(check(*devices_copy, "client-devices.chain.pem", options, &facts), ok);
+    EXPECT_EQ(facts.cache_hit, round == 1);
+    EXPECT_REASON(check(*partners_copy, "client-partners.pem", options, &facts), ok);
+    EXPECT_EQ(facts.cache_hit, round == 1);
+  }
+
+  // The devices CA set rebuilt (a CRL reload, say): a new generation.
+  auto rebuilt = build_store("devices-ca.pem", "devices.crl.pem");
+  ASSERT_TRUE(rebuilt);
+  EXPECT_NE(rebuilt->generation(), devices_store->generation());
+  EXPECT_NE(rebuilt->generation(), partners_store->generation());
+  auto rebuilt_copy = copy_of(*rebuilt);
+  ASSERT_TRUE(rebuilt_copy);
+  EXPECT_REASON(check(*rebuilt_copy, "client-devices.chain.pem", options, &facts), ok);
+  EXPECT_FALSE(facts.cache_hit);
+  EXPECT_REASON(check(*rebuilt_copy, "client-devices.chain.pem", options, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  // The other host's store, and connections still on the old store, hit.
+  EXPECT_REASON(check(*partners_copy, "client-partners.pem", options, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_REASON(check(*devices_copy, "client-devices.chain.pem", options, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  // A partners certificate never hits under the devices store.
+  EXPECT_REASON(check(*rebuilt_copy, "client-partners.pem", options, &facts), unknown_ca);
+  EXPECT_FALSE(facts.cache_hit);
+}
+
+TEST_F(CachedVerifyTest, AnEntryEndsAtTheEarliestCrlNextUpdate) {
+  auto cache = make_cache(UINT32_MAX);
+  auto store = build_store("devices-ca.pem", "devices.crl.pem");
+  ASSERT_TRUE(cache && store);
+  auto trust = copy_of(*store);
+  ASSERT_TRUE(trust);
+  const int64_t next_update = store->earliest_crl_next_update();
+  ASSERT_GT(next_update, now_);
+  VerifyFacts facts;
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts), ok);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), next_update - 1}, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  // From nextUpdate on, the entry is over, and a full verification agrees
+  // that the verdict no longer holds.
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), next_update}, &facts),
+                revocation_unknown);
+  EXPECT_FALSE(facts.cache_hit);
+  EXPECT_EQ(counters().expired, 1u);
+}
+
+TEST_F(CachedVerifyTest, AnEntryEndsAtTheChainsEarliestNotAfter) {
+  auto cache = make_cache(UINT32_MAX);
+  auto store = build_store("devices-ca.pem", "");
+  ASSERT_TRUE(cache && store);
+  auto trust = copy_of(*store);
+  ASSERT_TRUE(trust);
+  X509Handle leaf = testing::load_certificate("client-devices.pem");
+  const int64_t not_after = epoch_of_not_after(leaf.get());
+  VerifyFacts facts;
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts), ok);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), not_after - 1}, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), not_after}, &facts), expired);
+  EXPECT_FALSE(facts.cache_hit);
+  EXPECT_EQ(counters().expired, 1u);
+}
+
+TEST_F(CachedVerifyTest, AnEntryHoldsForItsTtlAndNotBeforeItsVerification) {
+  auto store = build_store("devices-ca.pem", "devices.crl.pem");
+  ASSERT_TRUE(store);
+  auto trust = copy_of(*store);
+  ASSERT_TRUE(trust);
+  VerifyFacts facts;
+  auto cache = make_cache(60);
+  ASSERT_TRUE(cache);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), now_}, &facts), ok);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), now_ + 59}, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, cache.get(), now_ + 60}, &facts), ok);
+  EXPECT_FALSE(facts.cache_hit);
+
+  auto fresh = make_cache(60);
+  ASSERT_TRUE(fresh);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, fresh.get(), now_}, &facts), ok);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {nullptr, fresh.get(), now_ - 1}, &facts), ok);
+  EXPECT_FALSE(facts.cache_hit);
+}
+
+TEST_F(CachedVerifyTest, AFiveCertificateChainIsCached) {
+  auto cache = make_cache();
+  auto trust = devices(3);
+  ASSERT_TRUE(cache && trust);
+  VerifyFacts facts;
+  ClientVerdict verdict = check(*trust, "client-deep.chain.pem", {nullptr, cache.get(), now_}, &facts);
+  EXPECT_REASON(verdict, ok);
+  EXPECT_EQ(verdict.chain_length, 5);
+  verdict = check(*trust, "client-deep.chain.pem", {nullptr, cache.get(), now_}, &facts);
+  EXPECT_REASON(verdict, ok);
+  EXPECT_TRUE(facts.cache_hit);
+  EXPECT_EQ(verdict.chain_length, 5);
+}
+
+// Each way of revoking, on a miss (cache empty), on a hit (cache warmed
+// without the revocation) and without a cache.
+TEST_F(CachedVerifyTest, OperatorRevocationsApplyOnEveryPath) {
+  struct Case {
+    const char* what;
+    RevocationEntry entry;
+    const char* client;
+    int depth;
+  };
+  const Case cases[] = {
+      {"leaf by fingerprint", fingerprint_entry("client-devices.pem"), "client-devices.chain.pem", 0},
+      {"intermediate by fingerprint", fingerprint_entry("devices-int.pem"), "client-devices.chain.pem", 1},
+      {"root by fingerprint", fingerprint_entry("devices-root.pem"), "client-devices.chain.pem", 2},
+      {"leaf by CA and serial", serial_entry("devices", "client-devices.pem"), "client-devices.chain.pem", 0},
+      {"intermediate by CA and serial", serial_entry("devices", "devices-int.pem"), "client-devices.chain.pem", 1},
+      {"intermediate two levels up", serial_entry("devices", "devices-int.pem"), "client-depth2.chain.pem", 2},
+  };
+  auto store = build_store("devices-ca.pem", "devices.crl.pem");
+  ASSERT_TRUE(store);
+  auto trust = copy_of(*store);
+  ASSERT_TRUE(trust);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    auto set = revocations({c.entry});
+    ASSERT_TRUE(set);
+    VerifyFacts facts;
+
+    ClientVerdict verdict = check(*trust, c.client, {set.get(), nullptr, now_}, &facts);
+    EXPECT_REASON(verdict, revoked);
+    EXPECT_EQ(verdict.error_depth, c.depth);
+    EXPECT_EQ(verdict.x509_error, X509_V_ERR_CERT_REVOKED);
+
+    auto cache = make_cache();
+    ASSERT_TRUE(cache);
+    verdict = check(*trust, c.client, {set.get(), cache.get(), now_}, &facts);
+    EXPECT_REASON(verdict, revoked);
+    EXPECT_EQ(verdict.error_depth, c.depth);
+    EXPECT_FALSE(facts.cache_hit);
+    // A leaf revoked by fingerprint is refused before any lookup or chain
+    // work. Any other revocation needs the chain, whose verdict is cached
+    // all the same, so lifting the revocation serves it again.
+    const bool before_lookup = c.entry.kind == RevocationEntry::Kind::fingerprint && c.depth == 0;
+    verdict = check(*trust, c.client, {nullptr, cache.get(), now_}, &facts);
+    EXPECT_REASON(verdict, ok);
+    EXPECT_EQ(facts.cache_hit, !before_lookup);
+
+    // Revoked while cached: the next handshake sees it.
+    verdict = check(*trust, c.client, {set.get(), cache.get(), now_}, &facts);
+    EXPECT_REASON(verdict, revoked);
+    EXPECT_EQ(verdict.error_depth, c.depth);
+    EXPECT_EQ(facts.cache_hit, !before_lookup);
+    EXPECT_TRUE(facts.leaf_sha256_known);
+  }
+}
+
+TEST_F(CachedVerifyTest, OtherRevocationsLeaveACertificateAlone) {
+  auto cache = make_cache();
+  auto trust = devices();
+  ASSERT_TRUE(cache && trust);
+  // The leaf's serial under another CA, another leaf's serial, another
+  // certificate's fingerprint.
+  auto set = revocations({serial_entry("other", "client-devices.pem"), serial_entry("devices", "client-revoked.pem"),
+                          fingerprint_entry("client-depth2.pem")});
+  ASSERT_TRUE(set);
+  VerifyFacts facts;
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {set.get(), cache.get(), now_}, &facts), ok);
+  EXPECT_REASON(check(*trust, "client-devices.chain.pem", {set.get(), cache.get(), now_}, &facts), ok);
+  EXPECT_TRUE(facts.cache_hit);
+  // The CRL-revoked certificate stays revoked by its CRL.
+  EXPECT_REASON(check(*trust, "client-revoked.chain.pem", {set.get(), cache.get(), now_}, &facts), revoked);
 }
 
 TEST(VerifyReasonMapping, EveryOpenSslCodeHasAReason) {
