@@ -47,6 +47,13 @@ constexpr auto kShutdownWait = std::chrono::seconds(2);
 
 std::string errno_text(int err) { return std::strerror(err); }
 
+// A client that once sent a PEM-sized request or got a config dump should
+// not keep megabytes of capacity for the rest of its connection: 64 idle
+// clients could otherwise hold 64 x 32 MiB.
+void release_if_large(std::string& buffer) {
+  if (buffer.empty() && buffer.capacity() > 16 * kRecvChunk) std::string().swap(buffer);
+}
+
 bool fill_address(const std::string& path, sockaddr_un& address, std::string& error) {
   address = {};
   address.sun_family = AF_UNIX;
@@ -185,6 +192,7 @@ void ControlSocket::State::arm_send(Client& client) {
     client.sending.clear();
     client.sent = 0;
     std::swap(client.sending, client.pending);
+    release_if_large(client.pending);
   }
   if (client.sending.empty()) {
     // Everything is written: a client that stopped sending (EOF) or was
@@ -374,6 +382,7 @@ void ControlSocket::State::process_input(Client& client) {
   if (client.closing) return;
   if (client.reading) {
     client.input.erase(0, start);
+    release_if_large(client.input);
     client.scanned = client.input.size();
     if (client.input.size() <= options.max_request_bytes) return;
   }
