@@ -14,6 +14,7 @@
 #include "control/access_log_writer.h"
 #include "control/config.h"
 #include "control/default_config.h"
+#include "control/control_plane.h"
 #include "control/control_thread.h"
 #include "control/gateway_spec.h"
 #include "control/options.h"
@@ -139,17 +140,21 @@ int run(int argc, char** argv) {
     return kExitUsage;
   }
   // CA files and CRLs are read and checked here, once, before EAL: a bad
-  // file stops the start (and --check-config) with its name.
+  // file stops the start (and --check-config) with its name. The state
+  // directory's saved state, when there is one, takes the place of the
+  // file's hosts, CAs, rules and revocations.
   std::shared_ptr<const gateway::GatewaySpec> gateway;
+  control::ControlPlane control_plane;
   const bool serves_tls = std::any_of(config.listeners.begin(), config.listeners.end(),
                                       [](const control::ListenerConfig& l) { return l.service == "tls"; });
-  if (serves_tls) {
+  {
     std::string error;
-    gateway = control::make_gateway_spec(config, error, config.warnings);
-    if (!gateway) {
+    bool restored = false;
+    if (!control_plane.prepare(options, config, gateway, restored, error)) {
       fmt::print(stderr, "mtlsgw: config {}: {}\n", config_source, error);
       return kExitUsage;
     }
+    if (restored) fmt::print("state: restored from {}/state.json\n", options.state_dir);
   }
   for (const std::string& warning : config.warnings) {
     fmt::print(stderr, "mtlsgw: config {}: warning: {}\n", config_source, warning);
@@ -185,6 +190,15 @@ int run(int argc, char** argv) {
       rte_eal_cleanup();
       return kExitUsage;
     }
+    {
+      std::string error;
+      const unsigned workers = rte_lcore_count() > 1 ? rte_lcore_count() - 1 : 1;
+      if (!control_plane.worker_shared(config, workers, settings.policy, settings.verdict_cache, error)) {
+        fmt::print(stderr, "mtlsgw: {}\n", error);
+        rte_eal_cleanup();
+        return kExitUsage;
+      }
+    }
     dataplane::Dataplane dataplane(interfaces_of(config), settings);
     for (const auto& port : dataplane.ports()) {
       char mac[RTE_ETHER_ADDR_FMT_SIZE];
@@ -204,15 +218,22 @@ int run(int argc, char** argv) {
       fmt::print("access log: {}\n", config.access_log->path);
     }
     control::telemetry_attach(&dataplane);
+    std::string control_error;
+    if (!control_plane.start(options, config, dataplane, control_error)) {
+      throw std::runtime_error(control_error);
+    }
+    if (!control_plane.socket_path().empty()) fmt::print("control socket: {}\n", control_plane.socket_path());
     if (!control::stop_requested()) {
       dataplane.start();
       fmt::print("mtlsgw: {} worker(s) running\n", dataplane.workers().size());
       std::fflush(stdout);
-      control::run_control_thread(dataplane, options.stats_interval_s, [&access_log] {
+      control::ControlLoop loop = control_plane.loop();
+      loop.on_hangup = [&access_log] {
         if (access_log && !access_log->reopen()) {
           fmt::print(stderr, "mtlsgw: SIGHUP: cannot reopen the access log {}\n", access_log->path());
         }
-      });
+      };
+      control::run_control_thread(dataplane, options.stats_interval_s, loop);
     }
     control::telemetry_detach();
     dataplane.stop();

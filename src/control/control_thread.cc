@@ -38,16 +38,22 @@ void install_stop_signals() {
 
 bool stop_requested() { return g_stop_signal != 0; }
 
-void run_control_thread(const dataplane::Dataplane& dataplane, uint32_t stats_interval_s,
-                        const std::function<void()>& on_hangup) {
+void run_control_thread(const dataplane::Dataplane& dataplane, uint32_t stats_interval_s, const ControlLoop& loop) {
   using clock = std::chrono::steady_clock;
   auto next_report = clock::now() + std::chrono::seconds(stats_interval_s);
   std::sig_atomic_t hangups_seen = g_hangups;
   while (!stop_requested()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // 50 ms: how soon a stop signal or a report is noticed when nothing
+    // else wakes the thread.
+    if (loop.serve) {
+      loop.serve(std::chrono::milliseconds(50));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (loop.housekeeping) loop.housekeeping();
     if (g_hangups != hangups_seen) {
       hangups_seen = g_hangups;
-      if (on_hangup) on_hangup();
+      if (loop.on_hangup) loop.on_hangup();
     }
     if (stats_interval_s != 0 && clock::now() >= next_report) {
       fmt::print("{}", format_report(collect_stats(dataplane)));

@@ -1,8 +1,9 @@
 #pragma once
-// The control thread: runs on the main lcore while the workers poll. For now
-// it waits for SIGINT/SIGTERM and prints periodic reports; the control socket
-// (issue: control plane) will be served from here too.
+// The control thread: runs on the main lcore while the workers poll. It
+// serves the control socket (control_socket.h), frees the tables workers
+// hand back, prints periodic reports, and returns on SIGINT/SIGTERM.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 
@@ -18,9 +19,17 @@ namespace mtlsgw::control {
 void install_stop_signals();
 bool stop_requested();
 
-// Returns when a stop signal arrives. on_hangup runs on this thread after
-// each SIGHUP (may be empty).
-void run_control_thread(const dataplane::Dataplane& dataplane, uint32_t stats_interval_s,
-                        const std::function<void()>& on_hangup = {});
+struct ControlLoop {
+  // Waits up to the given time for work (the control socket's events) and
+  // handles it; empty: sleeps.
+  std::function<void(std::chrono::milliseconds)> serve;
+  // Every loop turn, after serve (freeing retired tables).
+  std::function<void()> housekeeping;
+  // After each SIGHUP.
+  std::function<void()> on_hangup;
+};
+
+// Returns when a stop signal arrives.
+void run_control_thread(const dataplane::Dataplane& dataplane, uint32_t stats_interval_s, const ControlLoop& loop);
 
 }  // namespace mtlsgw::control

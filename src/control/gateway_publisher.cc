@@ -76,7 +76,7 @@ std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config
   const bool policy_changed = close_revoked || !same_section(next, current, "cas") ||
                               !same_section(next, current, "rules") || !same_section(next, current, "revocations");
   if (policy_changed && policy_) {
-    prepared->policy = build_policy(next, policy_generation_ + 1, close_revoked, error);
+    prepared->policy = build_policy(next, &current, policy_->read(), policy_generation_ + 1, close_revoked, error);
     if (!prepared->policy) return nullptr;
   }
   return prepared;

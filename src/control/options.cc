@@ -131,6 +131,10 @@ std::optional<int> parse_options(std::vector<char*>& args, Options& out) {
             return group_id(text) ? "" : fmt::format("no such group: {}", text);
           },
           "", ""));
+  app.add_option("--state-dir", out.state_dir,
+                 "Directory where every committed control-socket change is saved and restored "
+                 "from at start (default: none, changes last until the gateway stops)")
+      ->type_name("DIR");
   app.add_flag("-V,--version", version, "Print the version and exit");
   try {
     app.parse(static_cast<int>(args.size()), args.data());

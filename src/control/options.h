@@ -25,6 +25,9 @@ struct Options {
   std::string control_socket = "/run/mtlsgw/control.sock";
   std::vector<uid_t> control_uids;  // allowed besides root and the gateway's own user
   std::vector<gid_t> control_gids;
+  // Where committed control-socket changes are kept and restored from
+  // (state_store.h); empty: they last until the process ends.
+  std::string state_dir;
 };
 
 struct SplitArgs {

@@ -1,14 +1,65 @@
 #include "control/policy_builder.h"
 
+#include <fmt/format.h>
+
+#include "control/config_writer.h"
+#include "dataplane/tls/revocation_set.h"
+#include "dataplane/tls/trust_store.h"
+
 namespace mtlsgw::control {
 
-std::unique_ptr<gateway::Policy> build_policy(const Config& state, uint64_t generation, bool close_revoked,
-                                              std::string& error) {
-  (void)state;
-  (void)error;
+namespace {
+
+bool same_revocations(const Config& a, const Config& b) {
+  if (a.revocations != b.revocations) return false;
+  const nlohmann::json ja = control_sections_to_json(a);
+  const nlohmann::json jb = control_sections_to_json(b);
+  return ja["cas"] == jb["cas"];
+}
+
+std::shared_ptr<const tls::RevocationSet> build_revocations(const Config& state, std::string& error) {
+  if (state.revocations.empty()) return nullptr;
+  std::vector<tls::RevocationEntry> entries;
+  for (size_t i = 0; i < state.revocations.size(); ++i) {
+    const RevocationConfig& r = state.revocations[i];
+    tls::RevocationEntry entry;
+    std::string why;
+    bool ok = false;
+    if (!r.fingerprint.empty()) {
+      entry.kind = tls::RevocationEntry::Kind::fingerprint;
+      ok = tls::parse_fingerprint_hex(r.fingerprint, &entry.fingerprint, &why);
+    } else {
+      entry.kind = tls::RevocationEntry::Kind::ca_serial;
+      entry.ca_name = r.ca;
+      ok = tls::parse_serial_hex(r.serial, &entry.serial, &why);
+    }
+    if (!ok) {
+      error = fmt::format("revocations[{}]: {}", i, why);
+      return nullptr;
+    }
+    entries.push_back(std::move(entry));
+  }
+  std::vector<tls::CaSource> cas;
+  for (const CaConfig& ca : state.cas) cas.push_back(tls::CaSource{ca.name, ca.cert_pem, ca.crl_pem});
+  std::unique_ptr<const tls::RevocationSet> set = tls::RevocationSet::build(entries, cas, &error);
+  if (!set) return nullptr;
+  return set;
+}
+
+}  // namespace
+
+std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
+                                              const gateway::Policy* previous, uint64_t generation,
+                                              bool close_revoked, std::string& error) {
   auto policy = std::make_unique<gateway::Policy>();
   policy->generation = generation;
   policy->close_revoked = close_revoked;
+  if (previous != nullptr && previous_state != nullptr && same_revocations(state, *previous_state)) {
+    policy->revocations = previous->revocations;
+  } else {
+    policy->revocations = build_revocations(state, error);
+    if (!state.revocations.empty() && !policy->revocations) return nullptr;
+  }
   return policy;
 }
 

@@ -13,7 +13,11 @@ namespace mtlsgw::control {
 
 // Null with `error` when a revocation or a rule cannot be built (the
 // commands check both first, so this means a state file edited by hand).
-std::unique_ptr<gateway::Policy> build_policy(const Config& state, uint64_t generation, bool close_revoked,
-                                              std::string& error);
+// previous: the policy in force; its revocation set is kept (same
+// generation, so workers keep their resumable sessions) when neither the
+// revocations nor the CAs they name changed.
+std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
+                                              const gateway::Policy* previous, uint64_t generation,
+                                              bool close_revoked, std::string& error);
 
 }  // namespace mtlsgw::control

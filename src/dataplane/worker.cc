@@ -63,6 +63,7 @@ Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& p
     if (auto* gateway = dynamic_cast<gateway::TlsGateway*>(service.get())) {
       gateway->set_access_log(access_log_.get());
       gateway->set_policy(settings_.policy.get());
+      gateway->set_verdict_cache(settings_.verdict_cache.get());
       gateways_.push_back(gateway);
     }
     services_.push_back(std::move(service));

@@ -50,6 +50,8 @@ struct WorkerSettings {
   bool access_log = false;
   // Revocations and rules, shared by every worker (null: none ever).
   std::shared_ptr<gateway::PolicyCell> policy;
+  // Client-certificate verdicts shared by every worker (null: none).
+  std::shared_ptr<tls::VerdictCache> verdict_cache;
 };
 
 struct PortBinding {

@@ -55,7 +55,7 @@ CommandOutcome host_add(const json& args, Config& state, const CommandChecks& ch
   }
   if (checks.host) {
     if (std::string why = checks.host(state, host); !why.empty()) {
-      return fail(ErrorCode::bad_pem, fmt::format("host {}: {}", host.name, why), "args");
+      return fail(ErrorCode::bad_pem, why, "args");
     }
   }
   CommandOutcome out;

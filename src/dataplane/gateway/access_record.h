@@ -39,6 +39,8 @@ namespace mtlsgw::gateway {
   X(upstream_truncated,   "the upstream closed before its response was complete")             \
   X(no_host,              "the SNI matched no host and there is no default host")             \
   X(overload,             "no free connection slot")                                          \
+  X(revoked,              "closed because the operator revoked the client's certificate")     \
+  X(blocked,              "a rule blocked the connection")                                    \
   X(internal,             "a gateway error (or a record nobody set an end for)")
 
 enum class ConnectionEnd : uint8_t {

@@ -34,7 +34,10 @@ namespace mtlsgw::gateway {
   X(bytes_to_client)                                                                    \
   X(http_local_responses)  /* 4xx/5xx written by the gateway itself */                 \
   X(access_log_dropped)    /* records the log queue had no room for */              \
-  X(tables_adopted)        /* publications taken over from the control thread */
+  X(tables_adopted)        /* publications taken over from the control thread */        \
+  X(policies_adopted)      /* revocation/rule policies first seen */                  \
+  X(revoked_refused)       /* resumed sessions refused: their certificate is revoked */ \
+  X(revoked_closed)        /* live connections closed by revoke add --close */
 
 struct GatewayCounters {
 #define MTLSGW_GATEWAY_FIELD(name) Counter name;

@@ -83,6 +83,8 @@ class GatewayTables {
   // SHA-256 fetched once (EVP_MD_fetch), for certificate fingerprints.
   const EVP_MD* sha256() const noexcept { return sha256_.get(); }
   uint64_t generation() const noexcept { return generation_; }
+  // A host's client trust on this worker; null when its mtls is off.
+  const tls::WorkerTrust* trust(uint32_t host) const noexcept { return trusts_[host].get(); }
   const std::shared_ptr<HostSlots>& host_slots() const noexcept { return host_slots_; }
   uint32_t counter_slot(uint32_t host) const noexcept { return counter_slots_[host]; }
   // The highest counter slot + 1: the HostCounterTable these tables need.

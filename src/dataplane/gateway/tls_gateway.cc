@@ -336,6 +336,10 @@ void TlsGateway::on_closed(TcpStack&, ConnHandle h, CloseReason reason) noexcept
 uint32_t TlsGateway::poll(TcpStack&, uint64_t now_us) noexcept {
   Reentry guard(*this);
   if (pending_.load(std::memory_order_relaxed) != nullptr) adopt_pending_tables();
+  if (policy_ != nullptr) {
+    const Policy* policy = policy_->read();
+    if (policy->generation != policy_seen_) adopt_policy(*policy);
+  }
   uint32_t work = static_cast<uint32_t>(timers_.advance(now_us, [&](dataplane::TimerNode& node) {
     on_deadline(dataplane::owner_of<Session, &Session::timer>(node), now_us);
   }));

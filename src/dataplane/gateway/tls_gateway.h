@@ -42,6 +42,8 @@
 #include "dataplane/timer_wheel.h"
 #include "dataplane/tls/client_identity.h"
 #include "dataplane/tls/client_verify.h"
+#include "dataplane/tls/revocation_set.h"
+#include "dataplane/tls/verdict_cache.h"
 #include "dataplane/tls/ssl_pool.h"
 #include "dataplane/tls/tls_session.h"
 
@@ -90,6 +92,8 @@ class TlsGateway final : public net::tcp::TcpApp {
   // The operator's revocations and rules (policy.h); null: none. Set before
   // the worker runs; the worker reports its quiescent states.
   void set_policy(const PolicyCell* policy) noexcept { policy_ = policy; }
+  // The verdict cache all workers share (verdict_cache.h); null: none.
+  void set_verdict_cache(tls::VerdictCache* cache) noexcept { verdict_cache_ = cache; }
 
   const GatewayCounters& counters() const noexcept { return counters_; }
   // Per host, by counter slot; the names of the slots come from
@@ -207,6 +211,11 @@ class TlsGateway final : public net::tcp::TcpApp {
   void drop_table_user(GatewayTables* tables) noexcept;
   void retire_to_control(GatewayTables* tables) noexcept;
   void provide_http_slots() noexcept;
+  // Policy (tls_gateway_policy.cc).
+  void adopt_policy(const Policy& policy) noexcept;
+  bool client_revoked(const Session& s, const tls::RevocationSet& revocations) noexcept;
+  void close_revoked_sessions(const tls::RevocationSet& revocations) noexcept;
+  const tls::RevocationSet* revocations() const noexcept;
   // Wall-clock time from the stack's monotonic clock: no clock call per
   // segment (logs and the HTTP Date field need seconds; the TSC the stack
   // runs on drifts from the wall clock by ppm, well under that).
@@ -251,6 +260,10 @@ class TlsGateway final : public net::tcp::TcpApp {
   uint32_t depth_ = 0;
   AccessLogQueue* access_log_ = nullptr;
   const PolicyCell* policy_ = nullptr;
+  uint64_t policy_seen_ = 0;               // generation of the last policy acted on
+  uint64_t revocations_seen_ = 0;          // RevocationSet::generation() of it, 0: none
+  tls::VerdictCache* verdict_cache_ = nullptr;
+  std::unique_ptr<tls::CertificateHasher> hasher_;
   GatewayCounters counters_;
   HostCounterTable host_counters_;
 };

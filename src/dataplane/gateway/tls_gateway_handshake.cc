@@ -12,6 +12,9 @@
 namespace mtlsgw::gateway {
 
 void TlsGateway::drive_handshake(Session& s) noexcept {
+  // Read when the verify callback runs: the set current in this iteration.
+  s.verify.revocations = revocations();
+  s.verify.cache = verdict_cache_;
   const auto spans = stack_.peek(s.client);
   const tls::TlsSession::Progress p = s.tls.receive(spans, s.client_fin, nullptr, 0);
   stack_.consume(s.client, p.ciphertext_taken);
@@ -95,6 +98,22 @@ void TlsGateway::handshake_done(Session& s) noexcept {
     }
   }
   const tls::MtlsMode mtls = s.tables->mtls(s.host);
+  if (resumed && presented) {
+    // Sessions are flushed when revocations change (adopt_policy); this
+    // catches one resumed in the same iteration, before the flush.
+    const tls::RevocationSet* revoked = revocations();
+    if (revoked != nullptr && client_revoked(s, *revoked)) {
+      counters_.revoked_refused.add();
+      hc.verify[static_cast<size_t>(tls::VerifyReason::revoked)].add();
+      s.verify.verdict = tls::ClientVerdict{tls::VerifyReason::revoked, X509_V_ERR_CERT_REVOKED, 0, 0};
+      s.verdict_known = true;
+      s.phase = Phase::refused;
+      s.end = ConnectionEnd::revoked;
+      close_client(s);
+      if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
+      return;
+    }
+  }
   s.verify.verdict = verdict;
   s.verdict_known = mtls != tls::MtlsMode::off;
   if (mtls != tls::MtlsMode::off && !resumed) hc.verify[static_cast<size_t>(verdict.reason)].add();

@@ -308,9 +308,8 @@ bool use_private_key_pem(SSL_CTX* ctx, std::string_view pem, std::string& error)
   BioHandle bio = memory_bio(pem);
   if (!bio) return fail(error, "out of memory");
   EvpPkeyHandle key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!key || SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
-    return fail(error, "the key text holds no readable unencrypted private key");
-  }
+  if (!key) return fail(error, "the key text holds no readable unencrypted private key");
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) return fail(error, "the key does not match the certificate");
   return true;
 }
 
