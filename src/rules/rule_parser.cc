@@ -229,8 +229,12 @@ class Parser {
     advance();
 
     if (!token_.is_comparison()) {
-      if (token_.is_value() || token_.kind == TokenKind::identifier ||
-          token_.kind == TokenKind::left_brace) {
+      // After a boolean field a word is more likely a misspelt "and" than a
+      // missing operator: the caller's "expected and, or ..." says so.
+      const bool word_after_flag =
+          field->type == FieldType::boolean && token_.kind == TokenKind::identifier;
+      if (!word_after_flag && (token_.is_value() || token_.kind == TokenKind::identifier ||
+                               token_.kind == TokenKind::left_brace)) {
         fail_here("expected an operator" + after(field_token) + ", found " + found());
       }
       if (field->type != FieldType::boolean) {

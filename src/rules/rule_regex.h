@@ -18,7 +18,10 @@
 // false and RegexScratch counts it. What the match limit does and does not
 // bound is in docs/rules.md, "Regular expressions": it stops exponential
 // backtracking (^(a|aa)+$) but not the quadratic retries of adjacent
-// repeats (.*foo.*bar on a long URI).
+// repeats (.*foo.*bar on a long URI). A hard bound would need another
+// matcher: pcre2_dfa_match (no backtracking, its work is subject length
+// times pattern states; no back references) or a step budget counted in a
+// callout (PCRE2_AUTO_CALLOUT, which costs every match a call per item).
 
 #include <cstddef>
 #include <cstdint>
