@@ -11,12 +11,21 @@
 
 #include "rules/rule_table.h"
 
+// GCC says __SANITIZE_ADDRESS__, clang 14 only __has_feature.
+#if defined(__SANITIZE_ADDRESS__)
+#define RULES_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RULES_TEST_ASAN 1
+#endif
+#endif
+
 namespace {
 thread_local bool counting = false;
 thread_local std::size_t allocations = 0;
 }  // namespace
 
-#if !defined(__SANITIZE_ADDRESS__)
+#if !defined(RULES_TEST_ASAN)
 extern "C" {
 void* __libc_malloc(std::size_t size);
 void* __libc_calloc(std::size_t count, std::size_t size);
@@ -37,7 +46,9 @@ void* realloc(void* p, std::size_t size) {
 #else
 // GCC sees free() on what this operator new returned and warns, although
 // both sides of the pair are replaced together.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 void* operator new(std::size_t size) {
   if (counting) ++allocations;
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
