@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "control/gateway_spec.h"
+#include "control/policy_builder.h"
 #include "dataplane/gateway/gateway_tables.h"
 #include "dataplane/tls/trust_store.h"
 
@@ -40,6 +41,7 @@ CommandChecks make_command_checks() {
   CommandChecks checks;
   checks.host = check_host;
   checks.ca = check_ca;
+  checks.rule = check_rule;
   return checks;
 }
 

@@ -5,6 +5,7 @@
 #include "control/config_writer.h"
 #include "dataplane/tls/revocation_set.h"
 #include "dataplane/tls/trust_store.h"
+#include "rules/rule_table.h"
 
 namespace mtlsgw::control {
 
@@ -48,6 +49,27 @@ std::shared_ptr<const tls::RevocationSet> build_revocations(const Config& state,
 
 }  // namespace
 
+std::shared_ptr<const rules::RuleTable> build_rules(const Config& state, std::string& error) {
+  if (state.rules.empty()) return nullptr;
+  rules::RuleTableBuilder builder;
+  for (size_t i = 0; i < state.rules.size(); ++i) {
+    const RuleConfig& rule = state.rules[i];
+    rules::RuleError why;
+    if (!builder.add(rule.name, *rules::parse_action(to_string(rule.action)), rule.expression, why)) {
+      error = fmt::format("rules[{}] ({}): {}", i, rule.name, why.to_string());
+      return nullptr;
+    }
+  }
+  return std::make_shared<const rules::RuleTable>(std::move(builder).build());
+}
+
+std::optional<ErrorInfo> check_rule(const RuleConfig& rule, const std::string& where) {
+  rules::RuleTableBuilder builder;
+  rules::RuleError why;
+  if (builder.add(rule.name, *rules::parse_action(to_string(rule.action)), rule.expression, why)) return std::nullopt;
+  return ErrorInfo{ErrorCode::bad_field, why.to_string(), where};
+}
+
 std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
                                               const gateway::Policy* previous, uint64_t generation,
                                               bool close_revoked, std::string& error) {
@@ -59,6 +81,14 @@ std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config*
   } else {
     policy->revocations = build_revocations(state, error);
     if (!state.revocations.empty() && !policy->revocations) return nullptr;
+  }
+  const bool same_rules = previous != nullptr && previous_state != nullptr &&
+                          control_sections_to_json(state)["rules"] == control_sections_to_json(*previous_state)["rules"];
+  if (same_rules) {
+    policy->rules = previous->rules;
+  } else {
+    policy->rules = build_rules(state, error);
+    if (!state.rules.empty() && !policy->rules) return nullptr;
   }
   return policy;
 }

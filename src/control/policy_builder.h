@@ -6,7 +6,10 @@
 #include <memory>
 #include <string>
 
+#include <optional>
+
 #include "control/config.h"
+#include "control/control_protocol.h"
 #include "dataplane/gateway/policy.h"
 
 namespace mtlsgw::control {
@@ -19,5 +22,9 @@ namespace mtlsgw::control {
 std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
                                               const gateway::Policy* previous, uint64_t generation,
                                               bool close_revoked, std::string& error);
+
+// The rules language's verdict on one rule: null when it compiles, else the
+// error with its line:column in the message, at `where`.
+std::optional<ErrorInfo> check_rule(const RuleConfig& rule, const std::string& where);
 
 }  // namespace mtlsgw::control

@@ -41,6 +41,7 @@ class Appender {
 std::string_view canned_reason(uint16_t status) noexcept {
   switch (status) {
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 414: return "URI Too Long";
     case 421: return "Misdirected Request";
     case 431: return "Request Header Fields Too Large";

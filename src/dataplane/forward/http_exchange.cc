@@ -45,6 +45,7 @@ void HttpExchange::start(const tls::ClientIdentity* identity,
   *this = HttpExchange(buffers_, request_limits_, response_limits_, identity_config_);
   identity_ = identity != nullptr ? identity : &kNoIdentity;
   expected_authority_ = expected_authority;
+  gate_ = RequestGate{};
 }
 
 bool HttpExchange::at_rest() const noexcept {
@@ -152,6 +153,10 @@ bool HttpExchange::handle_request_head(ByteSink& origin) noexcept {
   const RequestHead& head = request_parser_.head();
   if (check_request_authority(head, expected_authority_) == AuthorityCheck::kMisdirected) {
     answer_locally(421, true);
+    return false;
+  }
+  if (gate_.admit != nullptr && !gate_.admit(gate_.context, head)) {
+    answer_locally(403, true);
     return false;
   }
   const RewriteResult r = rewrite_request_head(head, *identity_, identity_config_,

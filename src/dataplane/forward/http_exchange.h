@@ -90,6 +90,16 @@ class HttpExchange {
   // configured name when there was none (empty: any authority).
   void start(const tls::ClientIdentity* identity, std::string_view expected_authority) noexcept;
 
+  // The operator's rules on each request (docs/rules.md): called with every
+  // request head before anything of it goes to the origin; false answers
+  // 403 and closes, as a local answer does. Set after start(); empty: every
+  // request passes.
+  struct RequestGate {
+    bool (*admit)(void* context, const RequestHead& head) noexcept = nullptr;
+    void* context = nullptr;
+  };
+  void set_request_gate(RequestGate gate) noexcept { gate_ = gate; }
+
   // Client plaintext -> origin. Returns bytes of `in` taken; the caller
   // re-offers the rest (same bytes first) later. Once the exchange answers
   // locally or reads no more requests (Connection: close, origin closing),
@@ -188,6 +198,7 @@ class HttpExchange {
   ResponseParser response_parser_;
   const tls::ClientIdentity* identity_ = nullptr;
   std::string_view expected_authority_;
+  RequestGate gate_;
 
   // Client -> origin.
   bool request_in_head_ = true;     // the request parser is between messages or in a head

@@ -37,7 +37,11 @@ namespace mtlsgw::gateway {
   X(tables_adopted)        /* publications taken over from the control thread */        \
   X(policies_adopted)      /* revocation/rule policies first seen */                  \
   X(revoked_refused)       /* resumed sessions refused: their certificate is revoked */ \
-  X(revoked_closed)        /* live connections closed by revoke add --close */
+  X(revoked_closed)        /* live connections closed by revoke add --close */          \
+  X(rules_blocked_connections) /* connections a rule blocked after the handshake */  \
+  X(rules_blocked_requests)    /* http requests a rule answered with 403 */         \
+  X(rules_allowed)             /* evaluations an allow rule decided */              \
+  X(rules_logged)              /* log rule hits */
 
 struct GatewayCounters {
 #define MTLSGW_GATEWAY_FIELD(name) Counter name;

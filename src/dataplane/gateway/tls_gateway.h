@@ -27,6 +27,7 @@
 // packet path (sessions, timers and buffers are made at construction; OpenSSL
 // allocates inside handshakes whatever we do, see tls_session.h).
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,9 @@
 #include "dataplane/tls/client_verify.h"
 #include "dataplane/tls/revocation_set.h"
 #include "dataplane/tls/verdict_cache.h"
+#include "rules/rule_input.h"
+#include "rules/rule_eval.h"
+#include "rules/rule_table.h"
 #include "dataplane/tls/ssl_pool.h"
 #include "dataplane/tls/tls_session.h"
 
@@ -153,6 +157,10 @@ class TlsGateway final : public net::tcp::TcpApp {
     bool client_shut = false;    // our FIN towards the client is queued
     bool reaping = false;
     bool verdict_known = false;  // verify.verdict is this connection's (for the log)
+    // Rules (tls_gateway_policy.cc): where the request phase goes on from,
+    // for the policy that ran the connection phase.
+    uint32_t rules_resume = 0;
+    uint64_t rules_generation = 0;
     ConnectionEnd end = ConnectionEnd::closed;
     uint64_t start_us = 0;
     uint64_t last_active_us = 0;
@@ -216,6 +224,10 @@ class TlsGateway final : public net::tcp::TcpApp {
   bool client_revoked(const Session& s, const tls::RevocationSet& revocations) noexcept;
   void close_revoked_sessions(const tls::RevocationSet& revocations) noexcept;
   const tls::RevocationSet* revocations() const noexcept;
+  void fill_rule_input(const Session& s, rules::RuleInput& input) noexcept;
+  bool admit_connection(Session& s) noexcept;  // false: a rule blocked it, and it is being closed
+  static bool admit_request(void* session, const forward::http::RequestHead& head) noexcept;
+  void count_rule_verdict(const rules::Verdict& verdict) noexcept;
   // Wall-clock time from the stack's monotonic clock: no clock call per
   // segment (logs and the HTTP Date field need seconds; the TSC the stack
   // runs on drifts from the wall clock by ppm, well under that).
@@ -264,6 +276,9 @@ class TlsGateway final : public net::tcp::TcpApp {
   uint64_t revocations_seen_ = 0;          // RevocationSet::generation() of it, 0: none
   tls::VerdictCache* verdict_cache_ = nullptr;
   std::unique_ptr<tls::CertificateHasher> hasher_;
+  std::unique_ptr<rules::EvalScratch> rule_scratch_;  // made on the first evaluation
+  std::array<std::string_view, tls::ClientIdentity::kMaxSanEntries> san_dns_view_{};
+  std::array<std::string_view, tls::ClientIdentity::kMaxSanEntries> san_uri_view_{};
   GatewayCounters counters_;
   HostCounterTable host_counters_;
 };

@@ -67,6 +67,7 @@ HttpSlot* TlsGateway::take_http_slot(Session& s) noexcept {
   const std::string_view authority = s.identity.sni.empty() ? std::string_view(s.tables->host_name(s.host))
                                                             : std::string_view(s.identity.sni);
   slot->exchange.start(&s.identity, authority);
+  slot->exchange.set_request_gate({admit_request, &s});
   s.http = slot;
   return slot;
 }

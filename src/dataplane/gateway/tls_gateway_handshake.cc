@@ -133,6 +133,7 @@ void TlsGateway::handshake_done(Session& s) noexcept {
     }
     counters_.ssl_pool_idle.set(ssl_pool_->idle());
   }
+  if (!admit_connection(s)) return;
   open_upstream(s);
 }
 

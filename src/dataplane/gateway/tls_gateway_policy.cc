@@ -77,3 +77,107 @@ void TlsGateway::close_revoked_sessions(const tls::RevocationSet& revocations) n
 }
 
 }  // namespace mtlsgw::gateway
+
+namespace mtlsgw::gateway {
+
+// ---- Rules (docs/rules.md) ----
+
+void TlsGateway::fill_rule_input(const Session& s, rules::RuleInput& in) noexcept {
+  const tls::ClientIdentity& id = s.identity;
+  in.tls_sni = id.sni;
+  in.tls_version = id.tls_version;
+  in.tls_alpn = id.alpn;
+  in.tls_cipher = id.cipher;
+  in.tls_host = s.host < s.tables->host_count() ? std::string_view(s.tables->host_name(s.host)) : std::string_view();
+  in.ip_src = s.tuple.remote_ip;
+  in.cert_presented = id.presented;
+  in.cert_verified = id.verified;
+  in.cert_revoked = s.verify.verdict.reason == tls::VerifyReason::revoked;
+  in.cert_subject_dn = id.subject_dn;
+  in.cert_issuer_dn = id.issuer_dn;
+  in.cert_common_name = id.common_name;
+  in.cert_serial = id.serial_hex;
+  in.cert_fingerprint_sha256 = id.fingerprint_sha256_hex;
+  in.cert_ski = id.ski_hex;
+  in.cert_issuer_ski = id.issuer_ski_hex;
+  const size_t dns = std::min(id.san_dns.size(), san_dns_view_.size());
+  for (size_t i = 0; i < dns; ++i) san_dns_view_[i] = id.san_dns[i];
+  in.cert_san_dns = std::span<const std::string_view>(san_dns_view_.data(), dns);
+  const size_t uri = std::min(id.san_uri.size(), san_uri_view_.size());
+  for (size_t i = 0; i < uri; ++i) san_uri_view_[i] = id.san_uri[i];
+  in.cert_san_uri = std::span<const std::string_view>(san_uri_view_.data(), uri);
+  in.cert_not_before = id.not_before_epoch;
+  in.cert_not_after = id.not_after_epoch;
+  in.http_present = false;
+}
+
+void TlsGateway::count_rule_verdict(const rules::Verdict& verdict) noexcept {
+  if (!verdict.logged.empty()) counters_.rules_logged.add(verdict.logged.count());
+  if (verdict.decision == rules::Decision::allow) counters_.rules_allowed.add();
+}
+
+// After the handshake, once: the rules on connection fields, in table order
+// up to the first rule that reads HTTP fields (the request phase goes on
+// from there). Hosts without an HTTP view (forward tcp, proxy_v2) have no
+// request phase: every rule runs now, HTTP fields absent. A block ends the
+// connection before any byte reaches the origin: close_notify and FIN (an
+// alert cannot follow a finished handshake in OpenSSL 3.0's API).
+bool TlsGateway::admit_connection(Session& s) noexcept {
+  s.rules_resume = 0;
+  s.rules_generation = 0;
+  if (policy_ == nullptr) return true;
+  const Policy* policy = policy_->read();
+  const rules::RuleTable* table = policy->rules.get();
+  if (table == nullptr || table->empty()) return true;
+  if (!rule_scratch_) {
+    try {
+      rule_scratch_ = std::make_unique<rules::EvalScratch>();
+    } catch (const std::bad_alloc&) {
+      return true;  // counted nowhere better; rules need their scratch
+    }
+  }
+  rules::RuleInput input;
+  fill_rule_input(s, input);
+  const bool http = s.tables->route(s.host).forward == ForwardMode::http;
+  const rules::Verdict verdict =
+      http ? table->evaluate_connection(input, *rule_scratch_) : table->evaluate_all(input, *rule_scratch_);
+  count_rule_verdict(verdict);
+  s.rules_generation = policy->generation;
+  s.rules_resume = verdict.decided() ? static_cast<uint32_t>(table->size()) : verdict.resume_index;
+  if (verdict.decision != rules::Decision::block) return true;
+  counters_.rules_blocked_connections.add();
+  s.end = ConnectionEnd::blocked;
+  s.phase = Phase::refused;
+  close_client(s);
+  if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
+  return false;
+}
+
+// Per request of an `http` host: the rules from where the connection phase
+// stopped, with the request's fields. A policy published since the
+// connection phase runs whole (its table is another one).
+bool TlsGateway::admit_request(void* context, const forward::http::RequestHead& head) noexcept {
+  Session& s = *static_cast<Session*>(context);
+  TlsGateway& self = *s.owner;
+  if (self.policy_ == nullptr || !self.rule_scratch_) return true;
+  const Policy* policy = self.policy_->read();
+  const rules::RuleTable* table = policy->rules.get();
+  if (table == nullptr || table->empty()) return true;
+  rules::RuleInput input;
+  self.fill_rule_input(s, input);
+  input.http_present = true;
+  input.http_host = head.summary.host;
+  input.http_method = head.method;
+  input.http_uri = head.target;
+  const size_t query = head.target.find('?');
+  input.http_uri_path = query == std::string_view::npos ? head.target : head.target.substr(0, query);
+  const rules::Verdict verdict = policy->generation == s.rules_generation
+                                     ? table->evaluate_request(input, *self.rule_scratch_, s.rules_resume)
+                                     : table->evaluate_all(input, *self.rule_scratch_);
+  self.count_rule_verdict(verdict);
+  if (verdict.decision != rules::Decision::block) return true;
+  self.counters_.rules_blocked_requests.add();
+  return false;
+}
+
+}  // namespace mtlsgw::gateway
