@@ -36,8 +36,10 @@ constexpr FieldInfo flag_field(FieldId id, std::string_view name, bool RuleInput
 using enum FieldId;
 using enum Presence;
 
+}  // namespace
+
 // In FieldId order (checked below).
-constexpr std::array<FieldInfo, kFieldCount> kFields{{
+constexpr std::array<FieldInfo, kFieldCount> kFieldTable{{
     text_field(tls_sni, "tls.sni", always, &RuleInput::tls_sni,
                "the server name (SNI) the client sent; empty without one"),
     text_field(tls_version, "tls.version", always, &RuleInput::tls_version,
@@ -93,9 +95,11 @@ constexpr std::array<FieldInfo, kFieldCount> kFields{{
                "the request target: path and query, as sent"),
 }};
 
+namespace {
+
 constexpr bool fields_in_id_order() {
-  for (std::size_t i = 0; i < kFields.size(); ++i) {
-    if (static_cast<std::size_t>(kFields[i].id) != i) return false;
+  for (std::size_t i = 0; i < kFieldTable.size(); ++i) {
+    if (static_cast<std::size_t>(kFieldTable[i].id) != i) return false;
   }
   return true;
 }
@@ -144,12 +148,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::span<const FieldInfo> all_fields() noexcept { return kFields; }
-
-const FieldInfo& field_info(FieldId id) noexcept { return kFields[static_cast<std::size_t>(id)]; }
-
 const FieldInfo* find_field(std::string_view name) noexcept {
-  for (const FieldInfo& field : kFields) {
+  for (const FieldInfo& field : kFieldTable) {
     if (field.name == name) return &field;
   }
   return nullptr;
@@ -166,7 +166,7 @@ std::optional<std::string_view> suggest_field(std::string_view unknown) {
   // "tls.sin" finds "tls.sni", "client.cert.cn" does not find everything.
   const FieldInfo* best = nullptr;
   std::size_t best_distance = std::min<std::size_t>(3, unknown.size() / 3) + 1;
-  for (const FieldInfo& field : kFields) {
+  for (const FieldInfo& field : kFieldTable) {
     const std::size_t distance = edit_distance(unknown, field.name);
     if (distance < best_distance) {
       best = &field;

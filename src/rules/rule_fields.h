@@ -4,6 +4,8 @@
 // Field names are the language's; the table below is the one place that ties
 // them to RuleInput.
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -63,8 +65,14 @@ struct FieldInfo {
   uint32_t RuleInput::*address = nullptr;
 };
 
-std::span<const FieldInfo> all_fields() noexcept;
-const FieldInfo& field_info(FieldId id) noexcept;
+// The registry, in FieldId order (rule_fields.cc); declared here so that
+// field_info() inlines into the evaluator.
+extern const std::array<FieldInfo, kFieldCount> kFieldTable;
+
+inline std::span<const FieldInfo> all_fields() noexcept { return kFieldTable; }
+inline const FieldInfo& field_info(FieldId id) noexcept {
+  return kFieldTable[static_cast<std::size_t>(id)];
+}
 const FieldInfo* find_field(std::string_view name) noexcept;
 
 // A known name close to an unknown one (a typo, another case, or the

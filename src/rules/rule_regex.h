@@ -38,9 +38,9 @@ struct pcre2_real_jit_stack_8;
 namespace mtlsgw::rules {
 
 // 10,000: the patterns of docs/rules.md's examples need under 10 on
-// subjects of 8 KiB, and an exponential one stops after about 20 us with the
-// JIT (perf/rules_bench BM_RegexExponential; the time grows with the limit:
-// 200 us at 100,000, about 20 ms at PCRE2's default of 10,000,000).
+// subjects of 8 KiB, and an exponential one stops after 25 to 30 us with
+// the JIT (perf/rules_bench BM_RegexExponential; the time grows with the
+// limit: 200 us at 100,000, about 20 ms at PCRE2's default of 10,000,000).
 constexpr uint32_t kMatchLimit = 10'000;
 // The interpreter's (no JIT) recursion depth and backtracking memory.
 constexpr uint32_t kDepthLimit = 1'000;
