@@ -215,20 +215,24 @@ def scenario(args):
             # The rest of the changes: rules added, moved and deleted, one
             # commit each, through mtlsgwctl for a share of them.
             i = 0
+            added = []  # the loop's rules, oldest first
             while commits < args.changes:
-                name = f"r{i}"
-                if i % 4 == 3:
-                    control.ok("rule.move", name=f"r{i - 1}", position=0)
-                elif i % 4 == 2 and i >= 6:
-                    control.ok("rule.del", name=f"r{i - 6}")
+                if i % 3 == 2 and added:
+                    control.ok("rule.move", name=added[-1], position=0)
+                elif i % 5 == 4 and len(added) > 3:
+                    control.ok("rule.del", name=added.pop(0))
                 elif i % 10 == 1:
+                    name = f"r{i}"
                     proc = gw.netns(CTL, "-s", socket_path(gw), "rule", "add", name, "--expression",
                                     f'http.request.uri.path == "/never/{i}"', "--action", "log",
                                     check_rc=False)
                     checks.expect(proc.returncode == 0, f"mtlsgwctl rule add: {proc.stderr}")
+                    added.append(name)
                 else:
+                    name = f"r{i}"
                     control.ok("rule.add", name=name, expression=f'http.request.uri.path == "/never/{i}"',
                                action="block", position=1)
+                    added.append(name)
                 commits += 1
                 i += 1
             rules = control.ok("rule.list")
