@@ -45,7 +45,7 @@ bool ControlPlane::prepare(const Options& options, Config& config, std::shared_p
   const bool serves_tls = std::any_of(config.listeners.begin(), config.listeners.end(),
                                       [](const ListenerConfig& l) { return l.service == "tls"; });
   if (serves_tls) {
-    spec = make_gateway_spec(config, error, config.warnings, slots_, 1);
+    spec = make_gateway_spec(config, error, config.warnings, slots_, 1, &trust_stores_);
     if (!spec) return false;
   }
   return true;
@@ -69,7 +69,7 @@ bool ControlPlane::worker_shared(const Config& config, unsigned worker_count,
 bool ControlPlane::start(const Options& options, const Config& config, const dataplane::Dataplane& dataplane,
                          std::string& error) {
   dataplane_ = &dataplane;
-  publisher_ = std::make_unique<GatewayPublisher>(dataplane, policy_, slots_, 1);
+  publisher_ = std::make_unique<GatewayPublisher>(dataplane, policy_, slots_, 1, std::move(trust_stores_));
   const dataplane::Dataplane* plane = &dataplane;
   service_ = std::make_unique<ControlService>(config, *publisher_, make_command_checks(), store_.get(),
                                               [plane] { return stats_to_json(collect_stats(*plane)); });

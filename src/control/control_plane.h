@@ -15,6 +15,7 @@
 
 #include "control/config.h"
 #include "control/control_thread.h"
+#include "control/gateway_spec.h"
 #include "control/options.h"
 #include "dataplane/gateway/gateway_tables.h"
 #include "dataplane/gateway/host_slots.h"
@@ -57,6 +58,7 @@ class ControlPlane {
 
  private:
   std::shared_ptr<gateway::HostSlots> slots_;
+  TrustStoreCache trust_stores_;  // the initial spec's, for the publisher
   std::shared_ptr<gateway::PolicyCell> policy_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<GatewayPublisher> publisher_;

@@ -68,8 +68,21 @@ json ControlService::run(uint64_t client_id, const Request& request, std::option
     return commit_transaction(client_id, error);
   }
   if (name == "stats") {
-    if (!no_args()) return nullptr;
-    return stats_ ? stats_() : json::object();
+    ArgReader reader(request.args);
+    const std::optional<uint64_t> worker = reader.uint("worker", false, 0, UINT32_MAX);
+    if (!reader.finish()) {
+      error = reader.error();
+      return nullptr;
+    }
+    json all = stats_ ? stats_() : json::object();
+    if (!worker) return all;
+    const json& workers = all.contains("workers") ? all["workers"] : json::array();
+    if (*worker >= workers.size()) {
+      error = ErrorInfo{ErrorCode::not_found, fmt::format("no worker {} ({} running)", *worker, workers.size()),
+                        "args.worker"};
+      return nullptr;
+    }
+    return {{"worker", *worker}, {"stats", workers[*worker]}};
   }
   if (name == "config.dump") {
     if (!no_args()) return nullptr;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "control/config_writer.h"
@@ -31,18 +32,21 @@ struct PreparedState final : StatePublisher::Prepared {
   std::vector<std::vector<std::unique_ptr<gateway::GatewayTables>>> tables;
   uint64_t tables_generation = 0;
   std::unique_ptr<gateway::Policy> policy;  // null: unchanged
+  std::optional<TrustStoreCache> trust_stores;  // those the new tables use
   std::vector<std::string> warnings;
 };
 
 }  // namespace
 
 GatewayPublisher::GatewayPublisher(const dataplane::Dataplane& dataplane, std::shared_ptr<gateway::PolicyCell> policy,
-                                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation)
+                                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation,
+                                   TrustStoreCache stores)
     : dataplane_(dataplane),
       policy_(std::move(policy)),
       slots_(std::move(slots)),
       tables_generation_(first_generation),
-      policy_generation_(policy_ ? policy_->generation() : 0) {}
+      policy_generation_(policy_ ? policy_->generation() : 0),
+      trust_stores_(std::move(stores)) {}
 
 std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config& next, const Config& current,
                                                                     bool close_revoked, std::string& error) {
@@ -59,9 +63,11 @@ std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config
       return nullptr;
     } else {
       const uint64_t generation = tables_generation_ + 1;
+      TrustStoreCache stores = trust_stores_;
       std::shared_ptr<const gateway::GatewaySpec> spec =
-          make_gateway_spec(next, error, prepared->warnings, slots_, generation);
+          make_gateway_spec(next, error, prepared->warnings, slots_, generation, &stores);
       if (!spec) return nullptr;
+      prepared->trust_stores = std::move(stores);
       for (const auto& worker : dataplane_.workers()) {
         auto& per_worker = prepared->tables.emplace_back();
         for (size_t g = 0; g < worker->gateways().size(); ++g) {
@@ -93,6 +99,7 @@ json GatewayPublisher::publish(std::unique_ptr<Prepared> base) {
       }
     }
     tables_generation_ = prepared.tables_generation;
+    if (prepared.trust_stores) trust_stores_ = std::move(*prepared.trust_stores);
     const auto deadline = std::chrono::steady_clock::now() + kAdoptionTimeout;
     bool adopted = false;
     while (!adopted && std::chrono::steady_clock::now() < deadline) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "control/control_service.h"
+#include "control/gateway_spec.h"
 #include "control/policy_builder.h"
 #include "dataplane/gateway/host_slots.h"
 #include "dataplane/gateway/policy.h"
@@ -32,8 +33,9 @@ class GatewayPublisher final : public StatePublisher {
  public:
   // slots: the registry the initial spec used; first_generation: that
   // spec's generation.
+  // stores: the trust stores the initial spec was made with.
   GatewayPublisher(const dataplane::Dataplane& dataplane, std::shared_ptr<gateway::PolicyCell> policy,
-                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation);
+                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation, TrustStoreCache stores);
 
   std::unique_ptr<Prepared> prepare(const Config& next, const Config& current, bool close_revoked,
                                     std::string& error) override;
@@ -48,6 +50,7 @@ class GatewayPublisher final : public StatePublisher {
   std::shared_ptr<gateway::HostSlots> slots_;
   uint64_t tables_generation_;
   uint64_t policy_generation_ = 0;
+  TrustStoreCache trust_stores_;
 };
 
 }  // namespace mtlsgw::control

@@ -34,18 +34,35 @@ gateway::ForwardMode forward_mode(ForwardMode mode) {
 }
 
 // One trust store for every host that lists the same CAs (in any order).
-std::shared_ptr<const tls::TrustStore> trust_for(
-    const Config& config, const HostConfig& host,
-    std::map<std::vector<std::string>, std::shared_ptr<const tls::TrustStore>>& built, std::string& error,
-    std::vector<std::string>& warnings) {
-  std::vector<std::string> key = host.client_cas;
-  std::sort(key.begin(), key.end());
+std::shared_ptr<const tls::TrustStore> trust_for(const Config& config, const HostConfig& host,
+                                                 TrustStoreCache& built, const TrustStoreCache* earlier,
+                                                 std::string& error, std::vector<std::string>& warnings) {
+  std::vector<std::string> names = host.client_cas;
+  std::sort(names.begin(), names.end());
+  // Everything the store is built from, byte for byte: equal keys build
+  // equal stores.
+  std::string key;
+  for (const std::string& name : names) {
+    const CaConfig* ca = config.find_ca(name);
+    if (ca == nullptr) continue;  // refused below
+    key += fmt::format("{}\n{}\n{}\n{}\n{}\n", name.size(), name, ca->cert_pem.size(), ca->crl_pem.size(),
+                       ca->max_depth);
+    key += ca->cert_pem;
+    key += ca->crl_pem;
+  }
   if (auto it = built.find(key); it != built.end()) return it->second;
+  if (earlier != nullptr) {
+    if (auto it = earlier->find(key); it != earlier->end()) {
+      built.emplace(key, it->second);
+      return it->second;
+    }
+  }
+  const std::vector<std::string>& sorted = names;
   std::vector<tls::CaSource> sources;
   // OpenSSL's depth limit is one number per store; a host that trusts CAs
   // with different max_depth gets the largest (docs/config.md says so).
   uint32_t max_depth = 1;
-  for (const std::string& name : key) {
+  for (const std::string& name : sorted) {
     const CaConfig* ca = config.find_ca(name);
     if (ca == nullptr) {
       error = fmt::format("host {}: unknown CA \"{}\"", host.name, name);
@@ -74,13 +91,13 @@ std::shared_ptr<const tls::TrustStore> trust_for(
 std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& config, std::string& error,
                                                               std::vector<std::string>& warnings,
                                                               const std::shared_ptr<gateway::HostSlots>& slots,
-                                                              uint64_t generation) {
+                                                              uint64_t generation, TrustStoreCache* stores) {
   auto spec = std::make_shared<gateway::GatewaySpec>();
   spec->generation = generation;
   spec->host_slots = slots;
   std::vector<std::string> live;
   for (const HostConfig& host : config.hosts) live.push_back(host.name);
-  std::map<std::vector<std::string>, std::shared_ptr<const tls::TrustStore>> stores;
+  TrustStoreCache built;
   for (const HostConfig& host : config.hosts) {
     gateway::GatewayHost out;
     out.tls.name = host.name;
@@ -93,7 +110,7 @@ std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& conf
     out.tls.early_data = host.early_data;
     out.tls.default_host = !config.default_host.empty() && host.name == config.default_host;
     if (host.mtls != MtlsMode::off) {
-      out.trust = trust_for(config, host, stores, error, warnings);
+      out.trust = trust_for(config, host, built, stores, error, warnings);
       if (!out.trust) return nullptr;
     }
     out.route.upstream_ip = host.upstream_ip;
@@ -111,6 +128,7 @@ std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& conf
     }
     spec->hosts.push_back(std::move(out));
   }
+  if (stores != nullptr) *stores = std::move(built);
   return spec;
 }
 

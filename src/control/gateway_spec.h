@@ -5,6 +5,7 @@
 // settings and route. Control path; every worker then makes its own tables
 // from the one result.
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -20,9 +21,17 @@ namespace mtlsgw::control {
 // slots: the gateway's counter-slot registry (host_slots.h), shared by
 // every publication; null makes one (slots by position). generation: the
 // publication's number.
+//
+// stores: trust stores of earlier specs by exactly what they were built
+// from (the CAs' names, certificates, CRLs and depth); one whose sources
+// did not change is used again, so its generation, and the verdicts cached
+// under it (verdict_cache.h), survive a change elsewhere. Replaced on return
+// by the stores this spec uses. Null: every store is built.
+using TrustStoreCache = std::map<std::string, std::shared_ptr<const tls::TrustStore>>;
 std::shared_ptr<const gateway::GatewaySpec> make_gateway_spec(const Config& config, std::string& error,
                                                               std::vector<std::string>& warnings,
                                                               const std::shared_ptr<gateway::HostSlots>& slots = nullptr,
-                                                              uint64_t generation = 1);
+                                                              uint64_t generation = 1,
+                                                              TrustStoreCache* stores = nullptr);
 
 }  // namespace mtlsgw::control

@@ -35,8 +35,10 @@ ErrorInfo error_from_config(const ConfigError& e) {
     code = ErrorCode::missing_field;
   } else if (message.starts_with("unknown field")) {
     code = ErrorCode::unknown_field;
-  } else if (message.find("-----") != std::string::npos || message.find("block") != std::string::npos ||
-             message.find("private key") != std::string::npos) {
+  } else if (const std::string& p = e.path(); p.ends_with("_pem") || p.ends_with(".cert") ||
+                                               p.ends_with(".key") || p.ends_with(".crl")) {
+    // Past the "is required" and "unknown field" cases, what is wrong with
+    // a certificate, key or CRL field is its PEM content (or its file).
     code = ErrorCode::bad_pem;
   } else if (message.starts_with("no CA named") || message.starts_with("no host named")) {
     code = ErrorCode::not_found;
