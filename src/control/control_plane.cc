@@ -13,6 +13,7 @@
 #include "control/state_store.h"
 #include "control/stats.h"
 #include "control/stats_json.h"
+#include "control/stats_prometheus.h"
 #include "dataplane/dataplane.h"
 #include "dataplane/gateway/tls_gateway.h"
 
@@ -72,7 +73,11 @@ bool ControlPlane::start(const Options& options, const Config& config, const dat
   publisher_ = std::make_unique<GatewayPublisher>(dataplane, policy_, slots_, 1, std::move(trust_stores_));
   const dataplane::Dataplane* plane = &dataplane;
   service_ = std::make_unique<ControlService>(config, *publisher_, make_command_checks(), store_.get(),
-                                              [plane] { return stats_to_json(collect_stats(*plane)); });
+                                              [plane](bool prometheus) -> nlohmann::json {
+                                                const StatsSnapshot stats = collect_stats(*plane);
+                                                if (prometheus) return stats_to_prometheus(stats);
+                                                return stats_to_json(stats);
+                                              });
   if (options.control_socket.empty()) return true;
   ControlSocketOptions socket_options;
   socket_options.path = options.control_socket;

@@ -11,7 +11,7 @@ namespace mtlsgw::control {
 using json = nlohmann::json;
 
 ControlService::ControlService(Config committed, StatePublisher& publisher, CommandChecks checks, StateStore* store,
-                               std::function<json()> stats)
+                               std::function<json(bool)> stats)
     : committed_(std::move(committed)),
       publisher_(publisher),
       checks_(std::move(checks)),
@@ -70,11 +70,13 @@ json ControlService::run(uint64_t client_id, const Request& request, std::option
   if (name == "stats") {
     ArgReader reader(request.args);
     const std::optional<uint64_t> worker = reader.uint("worker", false, 0, UINT32_MAX);
+    const std::optional<std::string> format = reader.choice("format", false, {"json", "prometheus"});
     if (!reader.finish()) {
       error = reader.error();
       return nullptr;
     }
-    json all = stats_ ? stats_() : json::object();
+    if (format == "prometheus") return stats_ ? stats_(true) : json("");
+    json all = stats_ ? stats_(false) : json::object();
     if (!worker) return all;
     const json& workers = all.contains("workers") ? all["workers"] : json::array();
     if (*worker >= workers.size()) {

@@ -50,8 +50,9 @@ class StatePublisher {
 class ControlService final : public RequestHandler {
  public:
   // store may be null (no state directory); stats answers `stats`.
+  // stats(prometheus): the `stats` answer, JSON or (true) Prometheus text.
   ControlService(Config committed, StatePublisher& publisher, CommandChecks checks, StateStore* store,
-                 std::function<nlohmann::json()> stats);
+                 std::function<nlohmann::json(bool prometheus)> stats);
 
   std::string handle(uint64_t client_id, const Request& request) override;
   void client_closed(uint64_t client_id) override;
@@ -75,7 +76,7 @@ class ControlService final : public RequestHandler {
   StatePublisher& publisher_;
   CommandChecks checks_;
   StateStore* store_;
-  std::function<nlohmann::json()> stats_;
+  std::function<nlohmann::json(bool prometheus)> stats_;
   std::unordered_map<uint64_t, Transaction> transactions_;
   uint64_t commits_ = 0;
 };

@@ -385,10 +385,13 @@ void add_other_commands(CLI::App& app, Builder& build) {
   auto worker = std::make_shared<uint64_t>(0);
   CLI::App* stats = verb(app, "stats", "The gateway's counters");
   auto* worker_option = stats->add_option("--worker", *worker, "Only worker N's counters")->check(unsigned_number())->type_name("N");
-  stats->callback([&build, worker, worker_option] {
+  auto prometheus = std::make_shared<bool>(false);
+  stats->add_flag("--prometheus", *prometheus, "Prometheus text exposition format instead");
+  stats->callback([&build, worker, worker_option, prometheus] {
     build = [=]() -> Action {
       json args = json::object();
       if (given(worker_option)) args["worker"] = *worker;
+      if (*prometheus) args["format"] = "prometheus";
       return CommandRequest{"stats", std::move(args)};
     };
   });

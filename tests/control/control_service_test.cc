@@ -78,7 +78,8 @@ class Service : public ::testing::Test {
   }
 
   ControlService make(Config config) {
-    return ControlService(std::move(config), publisher_, make_command_checks(), store_.get(), [] {
+    return ControlService(std::move(config), publisher_, make_command_checks(), store_.get(), [](bool prometheus) {
+      if (prometheus) return json("mtlsgw_rx_frames 1\n");
       return json{{"workers", json::array({json{{"busy_cycles", 1}}})}};
     });
   }
@@ -219,6 +220,14 @@ TEST_F(Service, ACommitThatCannotBeBuiltChangesNothingAndSavesNothing) {
   EXPECT_TRUE(publisher_.last_close_revoked);
   EXPECT_EQ(service.committed().revocations[0].serial, "0A");
   EXPECT_EQ(call(service, 1, "revoke.add", {{"ca", "devices"}, {"serial", "00:0A"}})["error"]["code"], "exists");
+}
+
+TEST_F(Service, StatsAnswerAsJsonPerWorkerOrPrometheusText) {
+  ControlService service = make(base_config());
+  EXPECT_EQ(call(service, 1, "stats")["result"]["workers"][0]["busy_cycles"], 1);
+  EXPECT_EQ(call(service, 1, "stats", {{"worker", 0}})["result"]["stats"]["busy_cycles"], 1);
+  EXPECT_EQ(call(service, 1, "stats", {{"format", "prometheus"}})["result"], "mtlsgw_rx_frames 1\n");
+  EXPECT_EQ(call(service, 1, "stats", {{"format", "xml"}})["error"]["code"], "bad_field");
 }
 
 TEST_F(Service, RulesArePlacedMovedAndListedInOrder) {

@@ -132,6 +132,7 @@ TEST_F(CtlCommands, NamedAndArgumentlessCommands) {
     EXPECT_EQ(request_of({command}), (CommandRequest{command, json::object()}));
   }
   EXPECT_EQ(request_of({"stats", "--worker", "1"}), (CommandRequest{"stats", {{"worker", 1}}}));
+  EXPECT_EQ(request_of({"stats", "--prometheus"}), (CommandRequest{"stats", {{"format", "prometheus"}}}));
   EXPECT_EQ(request_of({"config", "dump"}), (CommandRequest{"config.dump", json::object()}));
   EXPECT_EQ(usage_of({"host", "del"}).exit_code, kExitUsage);
   EXPECT_EQ(usage_of({"host"}).exit_code, kExitUsage);

@@ -41,7 +41,9 @@ namespace mtlsgw::gateway {
   X(rules_blocked_connections) /* connections a rule blocked after the handshake */  \
   X(rules_blocked_requests)    /* http requests a rule answered with 403 */         \
   X(rules_allowed)             /* evaluations an allow rule decided */              \
-  X(rules_logged)              /* log rule hits */
+  X(rules_logged)              /* log rule hits */                                  \
+  X(verify_cache_hits)     /* full handshakes whose chain verdict came from the cache */ \
+  X(verify_cache_misses)   /* full handshakes that verified the chain */
 
 struct GatewayCounters {
 #define MTLSGW_GATEWAY_FIELD(name) Counter name;

@@ -117,6 +117,9 @@ void TlsGateway::handshake_done(Session& s) noexcept {
   s.verify.verdict = verdict;
   s.verdict_known = mtls != tls::MtlsMode::off;
   if (mtls != tls::MtlsMode::off && !resumed) hc.verify[static_cast<size_t>(verdict.reason)].add();
+  if (s.verify.ran && s.verify.cache != nullptr) {
+    (s.verify.cache_hit ? counters_.verify_cache_hits : counters_.verify_cache_misses).add();
+  }
   if (mtls != tls::MtlsMode::off && !verdict.ok()) hc.passed_unverified.add();
   // Once per handshake; allocates inside OpenSSL's encoders (the strings
   // keep their storage across the slot's connections).
