@@ -461,16 +461,20 @@ void TlsGateway::on_deadline(Session& s, uint64_t now_us) noexcept {
         return;
       }
       counters_.idle_timeouts.add();
-      s.end = ConnectionEnd::idle_timeout;
-      shut_upstream(s);
-      close_client(s);
-      if (!s.client_shut) set_deadline(s, Deadline::closing, now_us + ms_to_us(limits_.closing_grace_ms));
+      end_by_gateway(s, ConnectionEnd::idle_timeout, true);
       return;
     }
     case Deadline::closing:
       reset_both(s);
       return;
   }
+}
+
+void TlsGateway::end_by_gateway(Session& s, ConnectionEnd end, bool upstream_too) noexcept {
+  s.end = end;
+  if (upstream_too) shut_upstream(s);
+  close_client(s);
+  if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
 }
 
 void TlsGateway::mark_done_if_over(Session& s) noexcept {

@@ -198,6 +198,10 @@ class TlsGateway final : public net::tcp::TcpApp {
   void upstream_ready(Session& s) noexcept;
   void upstream_failed(Session& s, UpstreamFailure why) noexcept;
   void close_client(Session& s) noexcept;  // close_notify, then FIN once it is out
+  // The gateway ends a connection on its own (idle, revoked, blocked): the
+  // origin's side shut (when `upstream_too`), close_notify and FIN to the
+  // client, and both reset if they have not finished after the grace.
+  void end_by_gateway(Session& s, ConnectionEnd end, bool upstream_too) noexcept;
   void continue_client_close(Session& s) noexcept;
   void shut_upstream(Session& s) noexcept;
   void reset_both(Session& s) noexcept;

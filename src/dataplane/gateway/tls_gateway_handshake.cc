@@ -108,9 +108,7 @@ void TlsGateway::handshake_done(Session& s) noexcept {
       s.verify.verdict = tls::ClientVerdict{tls::VerifyReason::revoked, X509_V_ERR_CERT_REVOKED, 0, 0};
       s.verdict_known = true;
       s.phase = Phase::refused;
-      s.end = ConnectionEnd::revoked;
-      close_client(s);
-      if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
+      end_by_gateway(s, ConnectionEnd::revoked, false);
       return;
     }
   }

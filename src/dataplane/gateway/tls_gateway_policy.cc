@@ -69,10 +69,7 @@ void TlsGateway::close_revoked_sessions(const tls::RevocationSet& revocations) n
     if ((s.phase != Phase::forwarding && s.phase != Phase::connecting) || s.client_gone || s.closing_client) continue;
     if (!client_revoked(s, revocations)) continue;
     counters_.revoked_closed.add();
-    s.end = ConnectionEnd::revoked;
-    shut_upstream(s);
-    close_client(s);
-    if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
+    end_by_gateway(s, ConnectionEnd::revoked, true);
   }
 }
 
@@ -146,10 +143,8 @@ bool TlsGateway::admit_connection(Session& s) noexcept {
   s.rules_resume = verdict.decided() ? static_cast<uint32_t>(table->size()) : verdict.resume_index;
   if (verdict.decision != rules::Decision::block) return true;
   counters_.rules_blocked_connections.add();
-  s.end = ConnectionEnd::blocked;
   s.phase = Phase::refused;
-  close_client(s);
-  if (!s.client_shut) set_deadline(s, Deadline::closing, stack_.now_us() + ms_to_us(limits_.closing_grace_ms));
+  end_by_gateway(s, ConnectionEnd::blocked, false);
   return false;
 }
 

@@ -27,7 +27,10 @@
 #include "dataplane/forward/proxy_v2.h"
 #include "dataplane/gateway/access_log_queue.h"
 #include "dataplane/gateway/gateway_tables.h"
+#include "dataplane/gateway/policy.h"
+#include "dataplane/tls/revocation_set.h"
 #include "dataplane/tls/trust_store.h"
+#include "rules/rule_table.h"
 #include "tcp_pair.h"
 #include "test_pki.h"
 
@@ -1061,6 +1064,98 @@ TEST(TlsGateway, TablesPublishedTwiceBeforeThePollAreReplacedNotLeaked) {
       << rig.describe();
   client.end_with(TlsClient::Ending::close_notify_and_fin);
   ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+}
+
+// ---- Policy: the operator's revocations and rules ----
+
+std::shared_ptr<const rules::RuleTable> rule_table(
+    std::initializer_list<std::tuple<const char*, rules::Action, const char*>> entries) {
+  rules::RuleTableBuilder builder;
+  for (const auto& [name, action, expression] : entries) {
+    rules::RuleError error;
+    EXPECT_TRUE(builder.add(name, action, expression, error)) << error.to_string();
+  }
+  return std::make_shared<const rules::RuleTable>(std::move(builder).build());
+}
+
+// A connection-phase block ends the connection after the handshake, before
+// the origin is even connected; a request-phase block answers 403 and the
+// origin never sees that request.
+TEST(TlsGateway, RulesBlockConnectionsAndRequestsBeforeTheOriginSeesThem) {
+  Rig rig({api_host(ForwardMode::http)});
+  ASSERT_TRUE(rig.ok());
+  gateway::PolicyCell cell(1);
+  rig.gateway->set_policy(&cell);
+  rig.add_origin(kOriginPort, Origin::Mode::http, 0);
+  auto policy = std::make_unique<gateway::Policy>();
+  policy->generation = 2;
+  policy->rules = rule_table({{"audit", rules::Action::log, "client.cert.presented"},
+                              {"no-dev-2", rules::Action::block, "client.cert.common_name == \"nobody\""},
+                              {"no-admin", rules::Action::block, "http.request.uri.path starts_with \"/admin\""}});
+  ASSERT_TRUE(cell.publish(std::move(policy), std::chrono::milliseconds(0)));
+
+  TlsClient& client = rig.add_client(devices_client());
+  client.send("GET /admin/users HTTP/1.1\r\nHost: api.example.test\r\n\r\n");
+  ASSERT_TRUE(rig.run_until([&] { return client.received.find("\r\n\r\n") != std::string::npos; })) << rig.describe();
+  EXPECT_EQ(client.received.substr(0, 12), "HTTP/1.1 403") << client.received;
+  EXPECT_EQ(rig.counters().rules_blocked_requests.get(), 1u);
+  EXPECT_EQ(rig.counters().rules_logged.get(), 1u) << "the log rule ran once, in the connection phase";
+  EXPECT_EQ(rig.counters().policies_adopted.get(), 1u);
+  ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  for (const auto& c : rig.origins[0]->conns) EXPECT_EQ(c->received.find("/admin"), std::string::npos);
+
+  auto blocking = std::make_unique<gateway::Policy>();
+  blocking->generation = 3;
+  blocking->rules = rule_table({{"devices-out", rules::Action::block, "client.cert.issuer_dn contains \"Devices\""}});
+  ASSERT_TRUE(cell.publish(std::move(blocking), std::chrono::milliseconds(0)));
+  const size_t origin_connections = rig.origin_connections();
+  TlsClient& blocked = rig.add_client(devices_client());
+  blocked.send("GET / HTTP/1.1\r\nHost: api.example.test\r\n\r\n");
+  ASSERT_TRUE(rig.run_until([&] { return blocked.closed && rig.counters().active.get() == 0; })) << rig.describe();
+  EXPECT_TRUE(blocked.handshake_done);
+  EXPECT_EQ(blocked.received, "") << "no answer: the connection was closed after its handshake";
+  EXPECT_EQ(rig.counters().rules_blocked_connections.get(), 1u);
+  EXPECT_EQ(rig.origin_connections(), origin_connections) << "the origin was never connected";
+  const auto records = rig.records();
+  ASSERT_FALSE(records.empty());
+  expect_end(records.back(), ConnectionEnd::blocked);
+}
+
+// An operator revocation applies to the next full handshake, resumed or not.
+TEST(TlsGateway, ARevokedCertificateIsRefusedOnTheNextHandshake) {
+  Rig rig({api_host()});
+  ASSERT_TRUE(rig.ok());
+  gateway::PolicyCell cell(1);
+  rig.gateway->set_policy(&cell);
+  rig.add_origin(kOriginPort, Origin::Mode::stream, 0);
+  TlsClient& before = rig.add_client(devices_client());
+  before.send("x");
+  ASSERT_TRUE(rig.run_until([&] { return rig.origins[0]->conns.size() == 1 && rig.origins[0]->conns[0]->received == "x"; }))
+      << rig.describe();
+
+  std::vector<X509Handle> leaf = load_certificates("client-devices.pem");
+  ASSERT_FALSE(leaf.empty());
+  unsigned char digest[32];
+  unsigned length = 0;
+  ASSERT_EQ(X509_digest(leaf[0].get(), EVP_sha256(), digest, &length), 1);
+  tls::RevocationEntry entry;
+  entry.kind = tls::RevocationEntry::Kind::fingerprint;
+  std::copy(digest, digest + 32, entry.fingerprint.bytes.begin());
+  std::string error;
+  auto policy = std::make_unique<gateway::Policy>();
+  policy->generation = 2;
+  policy->revocations = tls::RevocationSet::build({entry}, {}, &error);
+  ASSERT_NE(policy->revocations, nullptr) << error;
+  policy->close_revoked = true;
+  ASSERT_TRUE(cell.publish(std::move(policy), std::chrono::milliseconds(0)));
+
+  TlsClient& after = rig.add_client(devices_client());
+  after.send("y");
+  ASSERT_TRUE(rig.run_until([&] { return after.closed && before.closed && rig.counters().active.get() == 0; }))
+      << rig.describe();
+  EXPECT_EQ(after.alert_received, 44) << "certificate_revoked";
+  EXPECT_EQ(rig.counters().revoked_closed.get(), 1u) << "the open connection was closed (--close)";
+  EXPECT_EQ(rig.origins[0]->conns.size(), 1u) << "the refused client never reached the origin";
 }
 
 // ---- proxy_v2: the origin learns who the client is ----
