@@ -193,7 +193,8 @@ int run(int argc, char** argv) {
     {
       std::string error;
       const unsigned workers = rte_lcore_count() > 1 ? rte_lcore_count() - 1 : 1;
-      if (!control_plane.worker_shared(config, workers, settings.policy, settings.verdict_cache, error)) {
+      if (!control_plane.worker_shared(config, workers, settings.policy, settings.verdict_cache, settings.rule_slots,
+                                       error)) {
         fmt::print(stderr, "mtlsgw: {}\n", error);
         rte_eal_cleanup();
         return kExitUsage;

@@ -54,9 +54,13 @@ bool ControlPlane::prepare(const Options& options, Config& config, std::shared_p
 
 bool ControlPlane::worker_shared(const Config& config, unsigned worker_count,
                                  std::shared_ptr<gateway::PolicyCell>& policy,
-                                 std::shared_ptr<tls::VerdictCache>& cache, std::string& error) {
+                                 std::shared_ptr<tls::VerdictCache>& cache,
+                                 std::shared_ptr<const gateway::HostSlots>& rule_slots, std::string& error) {
   policy_ = std::make_shared<gateway::PolicyCell>(std::max(worker_count, 1u));
-  std::unique_ptr<gateway::Policy> first = build_policy(config, nullptr, nullptr, 1, false, error);
+  // As many slots as a table may have rules (docs/rules.md's limit).
+  rule_slots_ = std::make_shared<gateway::HostSlots>(4096);
+  rule_slots = rule_slots_;
+  std::unique_ptr<gateway::Policy> first = build_policy(config, nullptr, nullptr, 1, false, rule_slots_.get(), error);
   if (!first) return false;
   // No worker runs yet: nothing to wait for.
   policy_->publish(std::move(first), std::chrono::milliseconds(0));
@@ -70,7 +74,7 @@ bool ControlPlane::worker_shared(const Config& config, unsigned worker_count,
 bool ControlPlane::start(const Options& options, const Config& config, const dataplane::Dataplane& dataplane,
                          std::string& error) {
   dataplane_ = &dataplane;
-  publisher_ = std::make_unique<GatewayPublisher>(dataplane, policy_, slots_, 1, std::move(trust_stores_));
+  publisher_ = std::make_unique<GatewayPublisher>(dataplane, policy_, slots_, 1, std::move(trust_stores_), rule_slots_);
   const dataplane::Dataplane* plane = &dataplane;
   service_ = std::make_unique<ControlService>(config, *publisher_, make_command_checks(), store_.get(),
                                               [plane](bool prometheus) -> nlohmann::json {

@@ -48,7 +48,8 @@ class ControlPlane {
 
   // For WorkerSettings; worker_count bounds the policy's RCU readers.
   bool worker_shared(const Config& config, unsigned worker_count, std::shared_ptr<gateway::PolicyCell>& policy,
-                     std::shared_ptr<tls::VerdictCache>& cache, std::string& error);
+                     std::shared_ptr<tls::VerdictCache>& cache, std::shared_ptr<const gateway::HostSlots>& rule_slots,
+                     std::string& error);
 
   bool start(const Options& options, const Config& config, const dataplane::Dataplane& dataplane, std::string& error);
 
@@ -59,6 +60,7 @@ class ControlPlane {
  private:
   std::shared_ptr<gateway::HostSlots> slots_;
   TrustStoreCache trust_stores_;  // the initial spec's, for the publisher
+  std::shared_ptr<gateway::HostSlots> rule_slots_;
   std::shared_ptr<gateway::PolicyCell> policy_;
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<GatewayPublisher> publisher_;

@@ -40,13 +40,14 @@ struct PreparedState final : StatePublisher::Prepared {
 
 GatewayPublisher::GatewayPublisher(const dataplane::Dataplane& dataplane, std::shared_ptr<gateway::PolicyCell> policy,
                                    std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation,
-                                   TrustStoreCache stores)
+                                   TrustStoreCache stores, std::shared_ptr<gateway::HostSlots> rule_slots)
     : dataplane_(dataplane),
       policy_(std::move(policy)),
       slots_(std::move(slots)),
       tables_generation_(first_generation),
       policy_generation_(policy_ ? policy_->generation() : 0),
-      trust_stores_(std::move(stores)) {}
+      trust_stores_(std::move(stores)),
+      rule_slots_(std::move(rule_slots)) {}
 
 std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config& next, const Config& current,
                                                                     bool close_revoked, std::string& error) {
@@ -82,7 +83,8 @@ std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config
   const bool policy_changed = close_revoked || !same_section(next, current, "cas") ||
                               !same_section(next, current, "rules") || !same_section(next, current, "revocations");
   if (policy_changed && policy_) {
-    prepared->policy = build_policy(next, &current, policy_->read(), policy_generation_ + 1, close_revoked, error);
+    prepared->policy =
+        build_policy(next, &current, policy_->read(), policy_generation_ + 1, close_revoked, rule_slots_.get(), error);
     if (!prepared->policy) return nullptr;
   }
   return prepared;

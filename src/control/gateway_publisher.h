@@ -35,7 +35,8 @@ class GatewayPublisher final : public StatePublisher {
   // spec's generation.
   // stores: the trust stores the initial spec was made with.
   GatewayPublisher(const dataplane::Dataplane& dataplane, std::shared_ptr<gateway::PolicyCell> policy,
-                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation, TrustStoreCache stores);
+                   std::shared_ptr<gateway::HostSlots> slots, uint64_t first_generation, TrustStoreCache stores,
+                   std::shared_ptr<gateway::HostSlots> rule_slots);
 
   std::unique_ptr<Prepared> prepare(const Config& next, const Config& current, bool close_revoked,
                                     std::string& error) override;
@@ -51,6 +52,7 @@ class GatewayPublisher final : public StatePublisher {
   uint64_t tables_generation_;
   uint64_t policy_generation_ = 0;
   TrustStoreCache trust_stores_;
+  std::shared_ptr<gateway::HostSlots> rule_slots_;
 };
 
 }  // namespace mtlsgw::control

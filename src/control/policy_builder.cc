@@ -72,7 +72,8 @@ std::optional<ErrorInfo> check_rule(const RuleConfig& rule, const std::string& w
 
 std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
                                               const gateway::Policy* previous, uint64_t generation,
-                                              bool close_revoked, std::string& error) {
+                                              bool close_revoked, gateway::HostSlots* rule_slots,
+                                              std::string& error) {
   auto policy = std::make_unique<gateway::Policy>();
   policy->generation = generation;
   policy->close_revoked = close_revoked;
@@ -89,6 +90,11 @@ std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config*
   } else {
     policy->rules = build_rules(state, error);
     if (!state.rules.empty() && !policy->rules) return nullptr;
+  }
+  if (rule_slots != nullptr) {
+    std::vector<std::string> live;
+    for (const RuleConfig& rule : state.rules) live.push_back(rule.name);
+    for (const RuleConfig& rule : state.rules) policy->rule_slots.push_back(rule_slots->assign(rule.name, live));
   }
   return policy;
 }

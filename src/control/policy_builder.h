@@ -10,6 +10,7 @@
 
 #include "control/config.h"
 #include "control/control_protocol.h"
+#include "dataplane/gateway/host_slots.h"
 #include "dataplane/gateway/policy.h"
 
 namespace mtlsgw::control {
@@ -19,9 +20,11 @@ namespace mtlsgw::control {
 // previous: the policy in force; its revocation set is kept (same
 // generation, so workers keep their resumable sessions) when neither the
 // revocations nor the CAs they name changed.
+// rule_slots: the registry of rule-hit counter slots (null: none).
 std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config* previous_state,
                                               const gateway::Policy* previous, uint64_t generation,
-                                              bool close_revoked, std::string& error);
+                                              bool close_revoked, gateway::HostSlots* rule_slots,
+                                              std::string& error);
 
 // The rules language's verdict on one rule: null when it compiles, else the
 // error with its line:column in the message, at `where`.

@@ -34,6 +34,16 @@ void add_tls(TlsStats& tls, const gateway::TlsGateway& gw) {
   add("http_slots", gw.counters().http_slots.get());
   add("ssl_pool_idle", gw.counters().ssl_pool_idle.get());
   tls.enabled = true;
+  const std::vector<std::string> rule_names = gw.rule_slot_names();
+  for (uint32_t r = 0; r < rule_names.size(); ++r) {
+    auto it = std::find_if(tls.rule_hits.begin(), tls.rule_hits.end(),
+                           [&](const auto& entry) { return entry.first == rule_names[r]; });
+    if (it == tls.rule_hits.end()) {
+      tls.rule_hits.emplace_back(rule_names[r], 0);
+      it = tls.rule_hits.end() - 1;
+    }
+    it->second += gw.rule_hits(r);
+  }
   const gateway::HostCounterTable& hosts = gw.host_counters();
   const std::vector<std::string> names = gw.host_slot_names();
   for (uint32_t h = 0; h < hosts.size() && h < names.size(); ++h) {

@@ -49,6 +49,7 @@ struct TlsStats {
   bool enabled = false;  // some listener is "tls"
   std::vector<std::pair<std::string_view, uint64_t>> counters;  // gateway_counters.h, then "active"
   std::vector<TlsHostStats> hosts;
+  std::vector<std::pair<std::string, uint64_t>> rule_hits;  // by rule name, every name ever used
 };
 
 // What the gateway holds for its connections now, summed over workers

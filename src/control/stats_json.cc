@@ -52,6 +52,9 @@ nlohmann::json stats_to_json(const StatsSnapshot& stats) {
       hosts.push_back(std::move(h));
     }
     tls["hosts"] = hosts;
+    json rule_hits = json::object();
+    for (const auto& [name, hits] : stats.tls.rule_hits) rule_hits[name] = hits;
+    tls["rule_hits"] = rule_hits;
     out["tls"] = tls;
   }
   const MemoryStats& m = stats.memory;

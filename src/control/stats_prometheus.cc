@@ -72,6 +72,12 @@ std::string stats_to_prometheus(const StatsSnapshot& stats) {
       }
     }
   }
+  if (stats.tls.enabled) {
+    family(out, "mtlsgw_rule_hits", "counter", "matches per rule: a log rule's hits, or the rule that decided");
+    for (const auto& [name, hits] : stats.tls.rule_hits) {
+      out += fmt::format("mtlsgw_rule_hits{{rule=\"{}\"}} {}\n", label_value(name), hits);
+    }
+  }
   family(out, "mtlsgw_memory_in_use_bytes", "gauge", "what connections hold (docs/telemetry.md /mtlsgw/memory)");
   out += fmt::format("mtlsgw_memory_in_use_bytes {}\n", stats.memory.in_use_bytes());
   return out;

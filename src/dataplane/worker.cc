@@ -64,6 +64,7 @@ Worker::Worker(unsigned index, unsigned lcore, const std::vector<PortBinding>& p
       gateway->set_access_log(access_log_.get());
       gateway->set_policy(settings_.policy.get());
       gateway->set_verdict_cache(settings_.verdict_cache.get());
+      gateway->set_rule_slots(settings_.rule_slots);
       gateways_.push_back(gateway);
     }
     services_.push_back(std::move(service));

@@ -52,6 +52,8 @@ struct WorkerSettings {
   std::shared_ptr<gateway::PolicyCell> policy;
   // Client-certificate verdicts shared by every worker (null: none).
   std::shared_ptr<tls::VerdictCache> verdict_cache;
+  // Names of the rule-hit counter slots (null: hits counted in totals only).
+  std::shared_ptr<const gateway::HostSlots> rule_slots;
 };
 
 struct PortBinding {

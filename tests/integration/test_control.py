@@ -246,6 +246,14 @@ def scenario(args):
 
             status, _ = handshake(gw, pki, "client-devices", "api.example.test", target="/admin/y")
             checks.expect(status == 403, f"the blocked path after all changes answered {status}")
+            stats = control.ok("stats")
+            hits = stats.get("tls", {}).get("rule_hits", {})
+            checks.expect(hits.get("no-admin") == 2, f"no-admin's hits: {hits.get('no-admin')} (want 2)")
+            checks.expect(stats["tls"]["counters"].get("rules_blocked_requests") == 2,
+                          f"rules_blocked_requests: {stats['tls']['counters'].get('rules_blocked_requests')}")
+            prometheus = control.ok("stats", format="prometheus")
+            checks.expect('mtlsgw_rule_hits{rule="no-admin"} 2' in prometheus,
+                          "the Prometheus text lacks no-admin's hits")
 
             load.send_signal(signal.SIGTERM)
             out, _ = load.communicate(timeout=60)

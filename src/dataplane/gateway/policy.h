@@ -38,6 +38,10 @@ struct Policy {
   std::shared_ptr<const tls::RevocationSet> revocations;
   // Null: no rules, every connection and request is allowed.
   std::shared_ptr<const rules::RuleTable> rules;
+  // rules' counter slots (host_slots.h's registry, by rule name), one per
+  // rule in table order: a rule's hits add up under its name across
+  // changes of the table.
+  std::vector<uint32_t> rule_slots;
   // `revoke add --close`: workers close the live connections whose client
   // certificate this policy revokes, once, when they first see it.
   bool close_revoked = false;

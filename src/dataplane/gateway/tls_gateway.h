@@ -96,6 +96,15 @@ class TlsGateway final : public net::tcp::TcpApp {
   // The operator's revocations and rules (policy.h); null: none. Set before
   // the worker runs; the worker reports its quiescent states.
   void set_policy(const PolicyCell* policy) noexcept { policy_ = policy; }
+  // Names of the rule-hit counter slots (the control side assigns them to
+  // Policy::rule_slots); null: rule hits are not counted per rule.
+  void set_rule_slots(std::shared_ptr<const HostSlots> slots) noexcept;
+  // Hits per rule slot (a `log` match, or the rule that decided), and the
+  // slots' names; any thread may ask.
+  uint64_t rule_hits(uint32_t slot) const noexcept {
+    return slot < rule_slot_count_ ? rule_hits_[slot].get() : 0;
+  }
+  std::vector<std::string> rule_slot_names() const { return rule_names_ ? rule_names_->names() : std::vector<std::string>{}; }
   // The verdict cache all workers share (verdict_cache.h); null: none.
   void set_verdict_cache(tls::VerdictCache* cache) noexcept { verdict_cache_ = cache; }
 
@@ -231,7 +240,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   void fill_rule_input(const Session& s, rules::RuleInput& input) noexcept;
   bool admit_connection(Session& s) noexcept;  // false: a rule blocked it, and it is being closed
   static bool admit_request(void* session, const forward::http::RequestHead& head) noexcept;
-  void count_rule_verdict(const rules::Verdict& verdict) noexcept;
+  void count_rule_verdict(const Policy& policy, const rules::Verdict& verdict) noexcept;
   // Wall-clock time from the stack's monotonic clock: no clock call per
   // segment (logs and the HTTP Date field need seconds; the TSC the stack
   // runs on drifts from the wall clock by ppm, well under that).
@@ -281,6 +290,9 @@ class TlsGateway final : public net::tcp::TcpApp {
   tls::VerdictCache* verdict_cache_ = nullptr;
   std::unique_ptr<tls::CertificateHasher> hasher_;
   std::unique_ptr<rules::EvalScratch> rule_scratch_;  // made on the first evaluation
+  std::shared_ptr<const HostSlots> rule_names_;
+  std::unique_ptr<Counter[]> rule_hits_;
+  uint32_t rule_slot_count_ = 0;
   std::array<std::string_view, tls::ClientIdentity::kMaxSanEntries> san_dns_view_{};
   std::array<std::string_view, tls::ClientIdentity::kMaxSanEntries> san_uri_view_{};
   GatewayCounters counters_;

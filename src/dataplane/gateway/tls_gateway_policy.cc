@@ -108,8 +108,23 @@ void TlsGateway::fill_rule_input(const Session& s, rules::RuleInput& in) noexcep
   in.http_present = false;
 }
 
-void TlsGateway::count_rule_verdict(const rules::Verdict& verdict) noexcept {
-  if (!verdict.logged.empty()) counters_.rules_logged.add(verdict.logged.count());
+void TlsGateway::set_rule_slots(std::shared_ptr<const HostSlots> slots) noexcept {
+  rule_names_ = std::move(slots);
+  rule_slot_count_ = rule_names_ ? rule_names_->capacity() : 0;
+  rule_hits_ = rule_slot_count_ != 0 ? std::make_unique<Counter[]>(rule_slot_count_) : nullptr;
+}
+
+void TlsGateway::count_rule_verdict(const Policy& policy, const rules::Verdict& verdict) noexcept {
+  auto hit = [&](uint32_t index) {
+    if (index < policy.rule_slots.size() && policy.rule_slots[index] < rule_slot_count_) {
+      rule_hits_[policy.rule_slots[index]].add();
+    }
+  };
+  if (!verdict.logged.empty()) {
+    counters_.rules_logged.add(verdict.logged.count());
+    for (uint32_t i = verdict.logged.next(0); i != rules::kNoRule; i = verdict.logged.next(i + 1)) hit(i);
+  }
+  if (verdict.decided()) hit(verdict.rule_index);
   if (verdict.decision == rules::Decision::allow) counters_.rules_allowed.add();
 }
 
@@ -138,7 +153,7 @@ bool TlsGateway::admit_connection(Session& s) noexcept {
   const bool http = s.tables->route(s.host).forward == ForwardMode::http;
   const rules::Verdict verdict =
       http ? table->evaluate_connection(input, *rule_scratch_) : table->evaluate_all(input, *rule_scratch_);
-  count_rule_verdict(verdict);
+  count_rule_verdict(*policy, verdict);
   s.rules_generation = policy->generation;
   s.rules_resume = verdict.decided() ? static_cast<uint32_t>(table->size()) : verdict.resume_index;
   if (verdict.decision != rules::Decision::block) return true;
@@ -169,7 +184,7 @@ bool TlsGateway::admit_request(void* context, const forward::http::RequestHead& 
   const rules::Verdict verdict = policy->generation == s.rules_generation
                                      ? table->evaluate_request(input, *self.rule_scratch_, s.rules_resume)
                                      : table->evaluate_all(input, *self.rule_scratch_);
-  self.count_rule_verdict(verdict);
+  self.count_rule_verdict(*policy, verdict);
   if (verdict.decision != rules::Decision::block) return true;
   self.counters_.rules_blocked_requests.add();
   return false;

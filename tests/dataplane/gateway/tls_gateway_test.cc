@@ -1092,6 +1092,9 @@ TEST(TlsGateway, RulesBlockConnectionsAndRequestsBeforeTheOriginSeesThem) {
   policy->rules = rule_table({{"audit", rules::Action::log, "client.cert.presented"},
                               {"no-dev-2", rules::Action::block, "client.cert.common_name == \"nobody\""},
                               {"no-admin", rules::Action::block, "http.request.uri.path starts_with \"/admin\""}});
+  auto names = std::make_shared<gateway::HostSlots>(8);
+  rig.gateway->set_rule_slots(names);
+  for (const char* name : {"audit", "no-dev-2", "no-admin"}) policy->rule_slots.push_back(names->assign(name, {}));
   ASSERT_TRUE(cell.publish(std::move(policy), std::chrono::milliseconds(0)));
 
   TlsClient& client = rig.add_client(devices_client());
@@ -1101,6 +1104,10 @@ TEST(TlsGateway, RulesBlockConnectionsAndRequestsBeforeTheOriginSeesThem) {
   EXPECT_EQ(rig.counters().rules_blocked_requests.get(), 1u);
   EXPECT_EQ(rig.counters().rules_logged.get(), 1u) << "the log rule ran once, in the connection phase";
   EXPECT_EQ(rig.counters().policies_adopted.get(), 1u);
+  EXPECT_EQ(rig.gateway->rule_hits(0), 1u) << "audit logged";
+  EXPECT_EQ(rig.gateway->rule_hits(1), 0u) << "no-dev-2 did not match";
+  EXPECT_EQ(rig.gateway->rule_hits(2), 1u) << "no-admin decided";
+  EXPECT_EQ(rig.gateway->rule_slot_names(), (std::vector<std::string>{"audit", "no-dev-2", "no-admin"}));
   ASSERT_TRUE(rig.run_until([&] { return client.closed && rig.counters().active.get() == 0; })) << rig.describe();
   for (const auto& c : rig.origins[0]->conns) EXPECT_EQ(c->received.find("/admin"), std::string::npos);
 
