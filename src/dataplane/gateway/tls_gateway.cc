@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 
 #include <algorithm>
+#include <new>
 #include <utility>
 
 #include "dataplane/gateway/tls_gateway_internal.h"
@@ -60,6 +61,12 @@ TlsGateway::TlsGateway(TcpStack& stack, std::vector<net::Interface*> interfaces,
     record_offload_ = tls::RecordOffload{imb_mgr_.get(), record_scratch_.get()};
   }
   counters_.ssl_pool_idle.set(ssl_pool_->prefill(std::min<uint32_t>(limits_.ssl_pool_idle, 64)));
+  // The policy's scratch, made here on the control side: the worker then
+  // evaluates rules and checks revocations without allocating or throwing.
+  rule_scratch_ = std::make_unique<rules::EvalScratch>();
+  hasher_ = tls::CertificateHasher::create();
+  issuer_lookup_.reset(X509_STORE_CTX_new());
+  if (!hasher_ || !issuer_lookup_) throw std::bad_alloc();
 }
 
 TlsGateway::~TlsGateway() {

@@ -289,7 +289,8 @@ class TlsGateway final : public net::tcp::TcpApp {
   uint64_t revocations_seen_ = 0;          // RevocationSet::generation() of it, 0: none
   tls::VerdictCache* verdict_cache_ = nullptr;
   std::unique_ptr<tls::CertificateHasher> hasher_;
-  std::unique_ptr<rules::EvalScratch> rule_scratch_;  // made on the first evaluation
+  X509StoreCtxHandle issuer_lookup_;  // reused: init and cleanup per lookup
+  std::unique_ptr<rules::EvalScratch> rule_scratch_;
   std::shared_ptr<const HostSlots> rule_names_;
   std::unique_ptr<Counter[]> rule_hits_;
   uint32_t rule_slot_count_ = 0;

@@ -45,18 +45,17 @@ void TlsGateway::adopt_policy(const Policy& policy) noexcept {
 bool TlsGateway::client_revoked(const Session& s, const tls::RevocationSet& revocations) noexcept {
   X509* leaf = s.tls.client_certificate();
   if (leaf == nullptr) return false;
-  if (!hasher_) hasher_ = tls::CertificateHasher::create();
-  if (!hasher_) return false;
   tls::RevocationKey key;
   if (hasher_->fingerprint(leaf, &key) && revocations.revoked(key)) return true;
   const tls::WorkerTrust* trust = s.host < s.tables->host_count() ? s.tables->trust(s.host) : nullptr;
   if (trust == nullptr) return false;
-  X509StoreCtxHandle ctx(X509_STORE_CTX_new());
-  if (!ctx || X509_STORE_CTX_init(ctx.get(), trust->store(), leaf, nullptr) != 1) return false;
+  X509_STORE_CTX* ctx = issuer_lookup_.get();
+  if (X509_STORE_CTX_init(ctx, trust->store(), leaf, nullptr) != 1) return false;
   X509* issuer = nullptr;
-  const bool found = X509_STORE_CTX_get1_issuer(&issuer, ctx.get(), leaf) == 1 && issuer != nullptr;
+  const bool found = X509_STORE_CTX_get1_issuer(&issuer, ctx, leaf) == 1 && issuer != nullptr;
   const bool revoked = found && hasher_->issuer_serial_of(leaf, issuer, &key) && revocations.revoked(key);
   X509_free(issuer);
+  X509_STORE_CTX_cleanup(ctx);
   return revoked;
 }
 
@@ -141,13 +140,6 @@ bool TlsGateway::admit_connection(Session& s) noexcept {
   const Policy* policy = policy_->read();
   const rules::RuleTable* table = policy->rules.get();
   if (table == nullptr || table->empty()) return true;
-  if (!rule_scratch_) {
-    try {
-      rule_scratch_ = std::make_unique<rules::EvalScratch>();
-    } catch (const std::bad_alloc&) {
-      return true;  // counted nowhere better; rules need their scratch
-    }
-  }
   rules::RuleInput input;
   fill_rule_input(s, input);
   const bool http = s.tables->route(s.host).forward == ForwardMode::http;
@@ -169,7 +161,7 @@ bool TlsGateway::admit_connection(Session& s) noexcept {
 bool TlsGateway::admit_request(void* context, const forward::http::RequestHead& head) noexcept {
   Session& s = *static_cast<Session*>(context);
   TlsGateway& self = *s.owner;
-  if (self.policy_ == nullptr || !self.rule_scratch_) return true;
+  if (self.policy_ == nullptr) return true;
   const Policy* policy = self.policy_->read();
   const rules::RuleTable* table = policy->rules.get();
   if (table == nullptr || table->empty()) return true;
