@@ -67,6 +67,7 @@ struct CaConfig {
   uint32_t max_depth = 4;
   uint32_t certificate_count = 0;  // CERTIFICATE blocks in cert_path
   uint32_t crl_count = 0;          // X509 CRL blocks in crl_path
+  bool operator==(const CaConfig&) const = default;
 };
 
 enum class MtlsMode : uint8_t { off, optional, required };
@@ -100,6 +101,7 @@ struct HostConfig {
   uint32_t handshake_timeout_ms = 10'000;
   uint32_t idle_timeout_ms = 300'000;
   uint32_t connect_timeout_ms = 5'000;
+  bool operator==(const HostConfig&) const = default;
 };
 
 // An operator rule ("rules" entry, or `rule add`): docs/rules.md.
@@ -110,6 +112,7 @@ struct RuleConfig {
   std::string name;        // 1 to 64 of [A-Za-z0-9_.-], unique
   std::string expression;  // the rules language; compiled when published
   RuleAction action = RuleAction::block;
+  bool operator==(const RuleConfig&) const = default;
 };
 
 // An operator revocation ("revocations" entry, or `revoke add`): either a

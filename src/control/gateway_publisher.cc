@@ -6,7 +6,6 @@
 #include <optional>
 #include <thread>
 
-#include "control/config_writer.h"
 #include "control/gateway_spec.h"
 #include "dataplane/dataplane.h"
 
@@ -20,11 +19,6 @@ namespace {
 // it runs, a few hundred µs after an idle sleep. Seconds mean a stuck worker.
 constexpr std::chrono::milliseconds kAdoptionTimeout{5'000};
 
-bool same_section(const Config& a, const Config& b, const char* section) {
-  const json ja = control_sections_to_json(a);
-  const json jb = control_sections_to_json(b);
-  return ja.value(section, json()) == jb.value(section, json());
-}
 
 struct PreparedState final : StatePublisher::Prepared {
   // Per worker, per "tls" listener (Worker::gateways() order); empty when
@@ -52,8 +46,8 @@ GatewayPublisher::GatewayPublisher(const dataplane::Dataplane& dataplane, std::s
 std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config& next, const Config& current,
                                                                     bool close_revoked, std::string& error) {
   auto prepared = std::make_unique<PreparedState>();
-  const bool hosts_changed = !same_section(next, current, "cas") || !same_section(next, current, "hosts") ||
-                             next.default_host != current.default_host;
+  const bool hosts_changed =
+      next.cas != current.cas || next.hosts != current.hosts || next.default_host != current.default_host;
   if (hosts_changed) {
     bool any_gateway = false;
     for (const auto& worker : dataplane_.workers()) any_gateway = any_gateway || !worker->gateways().empty();
@@ -80,8 +74,8 @@ std::unique_ptr<StatePublisher::Prepared> GatewayPublisher::prepare(const Config
       prepared->tables_generation = generation;
     }
   }
-  const bool policy_changed = close_revoked || !same_section(next, current, "cas") ||
-                              !same_section(next, current, "rules") || !same_section(next, current, "revocations");
+  const bool policy_changed = close_revoked || next.cas != current.cas || next.rules != current.rules ||
+                              next.revocations != current.revocations;
   if (policy_changed && policy_) {
     prepared->policy =
         build_policy(next, &current, policy_->read(), policy_generation_ + 1, close_revoked, rule_slots_.get(), error);

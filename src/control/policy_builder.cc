@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include "control/config_writer.h"
 #include "dataplane/tls/revocation_set.h"
 #include "dataplane/tls/trust_store.h"
 #include "rules/rule_table.h"
@@ -11,12 +10,6 @@ namespace mtlsgw::control {
 
 namespace {
 
-bool same_revocations(const Config& a, const Config& b) {
-  if (a.revocations != b.revocations) return false;
-  const nlohmann::json ja = control_sections_to_json(a);
-  const nlohmann::json jb = control_sections_to_json(b);
-  return ja["cas"] == jb["cas"];
-}
 
 std::shared_ptr<const tls::RevocationSet> build_revocations(const Config& state, std::string& error) {
   if (state.revocations.empty()) return nullptr;
@@ -77,14 +70,14 @@ std::unique_ptr<gateway::Policy> build_policy(const Config& state, const Config*
   auto policy = std::make_unique<gateway::Policy>();
   policy->generation = generation;
   policy->close_revoked = close_revoked;
-  if (previous != nullptr && previous_state != nullptr && same_revocations(state, *previous_state)) {
+  if (previous != nullptr && previous_state != nullptr && state.revocations == previous_state->revocations &&
+      state.cas == previous_state->cas) {
     policy->revocations = previous->revocations;
   } else {
     policy->revocations = build_revocations(state, error);
     if (!state.revocations.empty() && !policy->revocations) return nullptr;
   }
-  const bool same_rules = previous != nullptr && previous_state != nullptr &&
-                          control_sections_to_json(state)["rules"] == control_sections_to_json(*previous_state)["rules"];
+  const bool same_rules = previous != nullptr && previous_state != nullptr && state.rules == previous_state->rules;
   if (same_rules) {
     policy->rules = previous->rules;
   } else {
