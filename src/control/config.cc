@@ -1,5 +1,7 @@
 #include "control/config.h"
 
+#include "dataplane/tls/revocation_set.h"
+
 #include <fmt/format.h>
 
 #include <sys/stat.h>
@@ -863,23 +865,6 @@ RuleConfig parse_rule(const json& value, const std::string& path) {
   return rule;
 }
 
-// Hex digits only once separators are gone; at most `max_digits`.
-std::string hex_digits(std::string_view text, const std::string& path, const char* what, size_t max_digits) {
-  std::string digits;
-  for (char c : text) {
-    if (c == ':' || c == ' ') continue;
-    const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex) throw ConfigError(path, fmt::format("\"{}\" is not a hexadecimal {}", text, what));
-    digits.push_back(c);
-  }
-  if (digits.empty()) throw ConfigError(path, fmt::format("is not a {}: no hexadecimal digit", what));
-  if (digits.size() > max_digits) {
-    throw ConfigError(path, fmt::format("has {} hexadecimal digits, more than a {} has ({})", digits.size(), what,
-                                        max_digits));
-  }
-  return digits;
-}
-
 RevocationConfig parse_revocation(const json& value, const std::string& path, const std::vector<CaConfig>& cas) {
   if (!value.is_object()) {
     throw ConfigError(path, fmt::format("expected an object, got {}", type_name(value)));
@@ -1051,29 +1036,32 @@ RevocationConfig parse_revocation_entry(const json& value, const std::string& pa
   return parse_revocation(value, path, config.cas);
 }
 
-// RFC 5280 4.1.2.2: a serial is a positive INTEGER of at most 20 octets,
-// and DER drops leading zero octets (keeping one before a high bit), so
-// "00:1A" and "1a" name the same certificate. Kept in the form
-// ClientIdentity::serial_hex prints: upper case, whole octets.
+// Parsed by the revocation set's own parsers (revocation_set.h), so that
+// what the config accepts is exactly what the workers' set is built from,
+// and kept as text in the form ClientIdentity prints: the serial in
+// upper-case hex without DER's sign octet (RFC 5280 4.1.2.2), the
+// fingerprint in lower-case hex.
 std::string normalize_serial(std::string_view text, const std::string& path) {
-  std::string digits = hex_digits(text, path, "serial number", 42);
-  for (char& c : digits) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (digits.size() % 2 != 0) digits.insert(digits.begin(), '0');
-  while (digits.size() > 2 && digits[0] == '0' && digits[1] == '0') digits.erase(0, 2);
-  if (digits.size() > 40) {
-    throw ConfigError(path, fmt::format("\"{}\" is longer than the 20 octets of RFC 5280 4.1.2.2", text));
+  std::vector<uint8_t> content;
+  std::string error;
+  if (!tls::parse_serial_hex(text, &content, &error)) {
+    throw ConfigError(path, fmt::format("\"{}\" is not a serial number ({})", text, error));
   }
-  return digits;
+  size_t first = content.size() > 1 && content[0] == 0 && (content[1] & 0x80) != 0 ? 1 : 0;
+  std::string hex;
+  for (size_t i = first; i < content.size(); ++i) hex += fmt::format("{:02X}", content[i]);
+  return hex;
 }
 
 std::string normalize_fingerprint(std::string_view text, const std::string& path) {
-  std::string digits = hex_digits(text, path, "SHA-256 fingerprint", 64);
-  if (digits.size() != 64) {
-    throw ConfigError(path, fmt::format("a SHA-256 fingerprint has 64 hexadecimal digits, \"{}\" has {}", text,
-                                        digits.size()));
+  tls::RevocationKey key;
+  std::string error;
+  if (!tls::parse_fingerprint_hex(text, &key, &error)) {
+    throw ConfigError(path, fmt::format("\"{}\" is not a SHA-256 fingerprint ({})", text, error));
   }
-  for (char& c : digits) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return digits;
+  std::string hex;
+  for (uint8_t b : key.bytes) hex += fmt::format("{:02x}", b);
+  return hex;
 }
 
 const CaConfig* Config::find_ca(std::string_view name) const noexcept {

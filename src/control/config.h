@@ -171,7 +171,7 @@ CaConfig parse_ca_entry(const nlohmann::json& value, const std::string& path, co
                         Config& config);
 RuleConfig parse_rule_entry(const nlohmann::json& value, const std::string& path);
 RevocationConfig parse_revocation_entry(const nlohmann::json& value, const std::string& path, const Config& config);
-// A serial number as hex (colons and spaces allowed, any case) in the form
+// A serial number as hex (colon-separated bytes allowed, any case) in the form
 // RevocationConfig keeps; throws ConfigError at path when it is not one.
 std::string normalize_serial(std::string_view text, const std::string& path);
 std::string normalize_fingerprint(std::string_view text, const std::string& path);

@@ -253,6 +253,7 @@ TEST_F(TlsFiles, RulesAndRevocationsAreCheckedAndNormalised) {
     {"name": "audit.all", "expression": "client.cert.presented", "action": "log"}])");
   config["revocations"] = json::parse(R"([
     {"ca": "devices", "serial": "00:1a:2B"},
+    {"ca": "devices", "serial": "00:8f:12"},
     {"fingerprint": "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89"}])");
   const Config c = parse(config);
   ASSERT_EQ(c.rules.size(), 2u);
@@ -260,10 +261,11 @@ TEST_F(TlsFiles, RulesAndRevocationsAreCheckedAndNormalised) {
   EXPECT_EQ(c.rules[0].action, RuleAction::block);
   EXPECT_EQ(c.rules[1].action, RuleAction::log);
   EXPECT_EQ(c.find_rule("audit.all"), &c.rules[1]);
-  ASSERT_EQ(c.revocations.size(), 2u);
+  ASSERT_EQ(c.revocations.size(), 3u);
   EXPECT_EQ(c.revocations[0].ca, "devices");
   EXPECT_EQ(c.revocations[0].serial, "1A2B");
-  EXPECT_EQ(c.revocations[1].fingerprint, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
+  EXPECT_EQ(c.revocations[1].serial, "8F12") << "DER's sign octet is not part of the printed serial";
+  EXPECT_EQ(c.revocations[2].fingerprint, "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789");
 
   struct Bad {
     const char* section;
@@ -279,9 +281,9 @@ TEST_F(TlsFiles, RulesAndRevocationsAreCheckedAndNormalised) {
        "\"deny\" is not one of block, allow, log"},
       {"revocations", R"({"ca": "nobody", "serial": "01"})", "revocations[0].ca", "no CA named \"nobody\" in cas"},
       {"revocations", R"({"ca": "devices", "serial": "0x12"})", "revocations[0].serial",
-       "\"0x12\" is not a hexadecimal serial number"},
+       "\"0x12\" is not a serial number (serial: 'x' is not a hex digit)"},
       {"revocations", R"({"fingerprint": "abcd"})", "revocations[0].fingerprint",
-       "a SHA-256 fingerprint has 64 hexadecimal digits, \"abcd\" has 4"},
+       "\"abcd\" is not a SHA-256 fingerprint (fingerprint: 2 bytes, a SHA-256 has 32)"},
       {"revocations", R"({"ca": "devices", "serial": "01", "fingerprint": "ab"})", "revocations[0].fingerprint",
        "give either a fingerprint, or a ca and a serial, not both"},
   };
