@@ -2,11 +2,11 @@
 
 namespace mtlsgw::control {
 
-using json = nlohmann::ordered_json;
+using json = nlohmann::json;
 
 namespace {
 
-nlohmann::json counters_object(const std::vector<std::pair<std::string_view, uint64_t>>& counters) {
+json counters_object(const std::vector<std::pair<std::string_view, uint64_t>>& counters) {
   json out = json::object();
   for (const auto& [name, value] : counters) out[std::string(name)] = value;
   return out;
@@ -14,7 +14,7 @@ nlohmann::json counters_object(const std::vector<std::pair<std::string_view, uin
 
 }  // namespace
 
-nlohmann::json stats_to_json(const StatsSnapshot& stats) {
+json stats_to_json(const StatsSnapshot& stats) {
   json out = json::object();
   out["counters"] = counters_object(stats.counters);
   json drops = json::object();
@@ -61,7 +61,7 @@ nlohmann::json stats_to_json(const StatsSnapshot& stats) {
   out["memory"] = {{"in_use_bytes", m.in_use_bytes()}, {"reserved_bytes", m.reserved_bytes},
                    {"tcbs", m.tcbs}, {"tcp_buffers", m.tcp_buffers}, {"tls_sessions", m.tls_sessions},
                    {"http_slots", m.http_slots}, {"ssl_pool_idle", m.ssl_pool_idle}};
-  return nlohmann::json::parse(out.dump());
+  return out;
 }
 
 }  // namespace mtlsgw::control

@@ -13,6 +13,18 @@
 
 namespace mtlsgw::testing {
 
+// One SSL_do_handshake: done on success, failed on anything but a wait for
+// the peer.
+inline void handshake_step(SSL* ssl, bool* done, bool* failed) {
+  const int result = SSL_do_handshake(ssl);
+  if (result == 1) {
+    *done = true;
+    return;
+  }
+  const int error = SSL_get_error(ssl, result);
+  if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) *failed = true;
+}
+
 class TlsPair {
  public:
   TlsPair(SSL_CTX* client_ctx, SSL_CTX* server_ctx)
@@ -58,15 +70,7 @@ class TlsPair {
   int client_alert() const { return client_alert_; }
 
  private:
-  static void step(SSL* ssl, bool* done, bool* failed) {
-    const int result = SSL_do_handshake(ssl);
-    if (result == 1) {
-      *done = true;
-      return;
-    }
-    const int error = SSL_get_error(ssl, result);
-    if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) *failed = true;
-  }
+  static void step(SSL* ssl, bool* done, bool* failed) { handshake_step(ssl, done, failed); }
 
   static void on_client_info(const SSL* ssl, int where, int value) {
     if ((where & SSL_CB_READ_ALERT) == 0) return;

@@ -333,15 +333,7 @@ class TamperingPair {
   int client_alert() const { return alert_; }
 
  private:
-  static void step(SSL* ssl, bool* done, bool* failed) {
-    const int result = SSL_do_handshake(ssl);
-    if (result == 1) {
-      *done = true;
-      return;
-    }
-    const int error = SSL_get_error(ssl, result);
-    if (error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) *failed = true;
-  }
+  static void step(SSL* ssl, bool* done, bool* failed) { testing::handshake_step(ssl, done, failed); }
 
   void forward_server() {
     char buffer[16384];
