@@ -477,6 +477,16 @@ void TlsGateway::on_deadline(Session& s, uint64_t now_us) noexcept {
   }
 }
 
+// An SSL bound to superseded tables' contexts is freed, not pooled.
+void TlsGateway::return_ssl(const Session& s, SSL* ssl) noexcept {
+  if (s.tables == tables_.get()) {
+    ssl_pool_->release(ssl);
+  } else {
+    ssl_pool_->discard(ssl);
+  }
+  counters_.ssl_pool_idle.set(ssl_pool_->idle());
+}
+
 void TlsGateway::end_by_gateway(Session& s, ConnectionEnd end, bool upstream_too) noexcept {
   s.end = end;
   if (upstream_too) shut_upstream(s);
@@ -502,12 +512,7 @@ void TlsGateway::release(Session& s) noexcept {
     counters_.http_slots.set(counters_.http_slots.get() - 1);
   }
   s.http_parked = false;
-  if (s.tables == tables_.get()) {
-    ssl_pool_->release(s.tls.finish());
-  } else {
-    ssl_pool_->discard(s.tls.finish());  // bound to superseded contexts
-  }
-  counters_.ssl_pool_idle.set(ssl_pool_->idle());
+  return_ssl(s, s.tls.finish());
   drop_table_user(s.tables);
   s.tables = nullptr;
   s.phase = Phase::free;

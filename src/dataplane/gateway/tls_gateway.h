@@ -211,6 +211,7 @@ class TlsGateway final : public net::tcp::TcpApp {
   // origin's side shut (when `upstream_too`), close_notify and FIN to the
   // client, and both reset if they have not finished after the grace.
   void end_by_gateway(Session& s, ConnectionEnd end, bool upstream_too) noexcept;
+  void return_ssl(const Session& s, SSL* ssl) noexcept;
   void continue_client_close(Session& s) noexcept;
   void shut_upstream(Session& s) noexcept;
   void reset_both(Session& s) noexcept;

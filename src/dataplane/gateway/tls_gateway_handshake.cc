@@ -127,12 +127,7 @@ void TlsGateway::handshake_done(Session& s) noexcept {
   // (its facts stay in the session), so an idle connection holds none.
   if (s.tls.offloaded()) {
     counters_.records_offloaded.add();
-    if (s.tables == tables_.get()) {
-      ssl_pool_->release(s.tls.release_ssl());
-    } else {
-      ssl_pool_->discard(s.tls.release_ssl());
-    }
-    counters_.ssl_pool_idle.set(ssl_pool_->idle());
+    return_ssl(s, s.tls.release_ssl());
   }
   if (!admit_connection(s)) return;
   open_upstream(s);
